@@ -1,0 +1,26 @@
+// swift-tools-version: 6.0
+// swiftproc: run a fly.toml's [processes] (or a Procfile) on a laptop.
+// No package dependencies by design: only the toolchain (Foundation, Dispatch, Glibc/Darwin, Testing).
+import PackageDescription
+
+let package = Package(
+    name: "swiftproc",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "swiftproc", targets: ["swiftproc"]),
+        .executable(name: "toml-test-decoder", targets: ["toml-test-decoder"]),
+        .library(name: "TOML", targets: ["TOML"]),
+        .library(name: "SwiftProcKit", targets: ["SwiftProcKit"]),
+    ],
+    targets: [
+        .target(name: "TOML"),
+        .target(name: "SwiftProcKit", dependencies: ["TOML"]),
+        .executableTarget(name: "swiftproc", dependencies: ["SwiftProcKit"]),
+        .executableTarget(name: "toml-test-decoder", dependencies: ["TOML"]),
+        .testTarget(name: "TOMLTests", dependencies: ["TOML"]),
+        .testTarget(name: "SwiftProcKitTests", dependencies: ["SwiftProcKit"]),
+        // Drives the built `swiftproc` binary; depending on the executable makes `swift test` build it.
+        .testTarget(name: "EndToEndTests", dependencies: ["swiftproc", "SwiftProcKit"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
