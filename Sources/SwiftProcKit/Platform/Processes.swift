@@ -1,0 +1,172 @@
+// The few libc calls the supervisor makes about processes, signals and terminals.
+// Everything that differs between Glibc and Darwin lives here, so the rest of the code
+// reads as plain Swift. See ../shared/docs/foundation-process.md for why each exists.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Process, signal and terminal helpers.
+public enum Platform {
+    /// Runs `process` with an empty signal mask on the calling thread.
+    ///
+    /// Foundation.Process on Linux copies the spawning thread's signal mask into the child, and
+    /// libdispatch worker threads (where actors and Tasks run) block 52 signals — a child spawned
+    /// from there ignores SIGTERM and SIGINT for life. Clearing the mask for the duration of
+    /// `run()` fixes that everywhere and is harmless on Darwin.
+    public static func runWithCleanSignalMask(_ process: Process) throws {
+        var empty = sigset_t()
+        var old = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &old)
+        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
+        try process.run()
+    }
+
+    /// Sends `signal` to every member of process group `pgid`. Returns false when the group is gone.
+    @discardableResult
+    public static func signalGroup(_ pgid: pid_t, _ signal: Int32) -> Bool {
+        guard pgid > 1 else { return false }
+        return kill(-pgid, signal) == 0
+    }
+
+    /// Whether any process of group `pgid` still exists (zombies included).
+    public static func isGroupAlive(_ pgid: pid_t) -> Bool {
+        guard pgid > 1 else { return false }
+        if kill(-pgid, 0) == 0 { return true }
+        return errno == EPERM
+    }
+
+    /// How a child ended, as the kernel reports it.
+    public enum Exit: Sendable, Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signaled(Int32)
+
+        public var isSuccess: Bool { self == .exited(0) }
+
+        public var description: String {
+            switch self {
+            case .exited(let code): return "exited with status \(code)"
+            case .signaled(let sig): return "killed by \(Platform.signalName(sig))"
+            }
+        }
+    }
+
+    /// Looks at whether child `pid` has ended **without reaping it** (`waitid` with `WNOWAIT`).
+    ///
+    /// Foundation reaps a child only once every process holding its inherited socket has exited,
+    /// so a program that exited while a grandchild lives on would otherwise go unnoticed. Peeking
+    /// leaves the zombie for Foundation's own `waitpid`, which must get the status (reaping it
+    /// ourselves makes Foundation report exit 0). Returns nil while it runs or when it is
+    /// already reaped.
+    public static func peekExit(_ pid: pid_t) -> Exit? {
+        var info = siginfo_t()
+        let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+        guard r == 0, info.si_signo == SIGCHLD else { return nil }
+        #if os(Linux)
+        let status = info._sifields._sigchld.si_status
+        #else
+        let status = info.si_status
+        #endif
+        if info.si_code == Int32(CLD_EXITED) { return .exited(status) }
+        return .signaled(status)
+    }
+
+    /// Raises the soft open-file limit to the hard limit: each child costs about three fds.
+    @discardableResult
+    public static func raiseOpenFileLimit() -> Int {
+        var limit = rlimit()
+        #if os(Linux)
+        let resource = Int32(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return 256 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            #if canImport(Darwin)
+            raised.rlim_cur = min(limit.rlim_max, rlim_t(OPEN_MAX))
+            #else
+            raised.rlim_cur = limit.rlim_max
+            #endif
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// Installs a do-nothing SIGPIPE handler, so a write to a closed pipe or socket fails with
+    /// EPIPE instead of killing swiftproc. A handler (unlike `SIG_IGN`) is reset at exec, so
+    /// children still get the default SIGPIPE behaviour (`yes | head` ends quietly).
+    public static func survivePipeErrors() {
+        signal(SIGPIPE) { _ in }
+    }
+
+    public static func setCloseOnExec(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
+    }
+
+    /// A pseudo-terminal pair in raw mode without output processing (`\n` stays `\n`), both ends close-on-exec.
+    /// The child gets the slave as stdout/stderr so it line-buffers as in a terminal.
+    public static func openRawPTY(columns: UInt16 = 132, rows: UInt16 = 40) -> (master: Int32, slave: Int32)? {
+        var master: Int32 = -1
+        var slave: Int32 = -1
+        var size = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
+        guard openpty(&master, &slave, nil, nil, &size) == 0 else { return nil }
+        setCloseOnExec(master)
+        setCloseOnExec(slave)
+        var t = termios()
+        if tcgetattr(slave, &t) == 0 {
+            t.c_oflag &= ~tcflag_t(OPOST)
+            t.c_lflag &= ~tcflag_t(ECHO | ICANON | ISIG | IEXTEN)
+            _ = tcsetattr(slave, TCSANOW, &t)
+        }
+        return (master, slave)
+    }
+
+    /// The kernel's start time of `pid` (clock ticks since boot, field 22 of /proc/PID/stat), used to
+    /// recognise our own leftover process groups after a crash without killing a recycled pid.
+    /// nil where /proc does not exist (macOS) or the process is gone.
+    public static func startTime(of pid: pid_t) -> UInt64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after "comm)": state is field 3, so starttime (22) is the 20th after the paren.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+
+    /// `SIGTERM` → "SIGTERM"; unknown numbers print as "signal 42".
+    public static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGHUP: return "SIGHUP"
+        case SIGINT: return "SIGINT"
+        case SIGQUIT: return "SIGQUIT"
+        case SIGILL: return "SIGILL"
+        case SIGTRAP: return "SIGTRAP"
+        case SIGABRT: return "SIGABRT"
+        case SIGBUS: return "SIGBUS"
+        case SIGFPE: return "SIGFPE"
+        case SIGKILL: return "SIGKILL"
+        case SIGUSR1: return "SIGUSR1"
+        case SIGSEGV: return "SIGSEGV"
+        case SIGUSR2: return "SIGUSR2"
+        case SIGPIPE: return "SIGPIPE"
+        case SIGALRM: return "SIGALRM"
+        case SIGTERM: return "SIGTERM"
+        case SIGSTOP: return "SIGSTOP"
+        default: return "signal \(signal)"
+        }
+    }
+
+    /// Whether a terminal is attached to `fd` (decides colour).
+    public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+
+    /// Seconds on a clock that never jumps (backoff, timeouts).
+    public static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

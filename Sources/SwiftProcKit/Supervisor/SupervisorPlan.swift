@@ -1,0 +1,120 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Everything the supervisor needs to run an app, already resolved from the config files and the
+/// command line. Keeping this separate from `AppConfig` lets the supervisor be driven (and tested)
+/// without any file parsing, and lets flags like `--restart` or `-p` apply in one place, the CLI.
+public struct SupervisorPlan: Sendable {
+    /// When an instance that exited is started again. Mirrors fly.toml's `[[restart]]`.
+    public struct Restart: Sendable, Equatable {
+        public enum Mode: String, Sendable, Equatable, CaseIterable {
+            case always
+            case onFailure = "on-failure"
+            case never
+        }
+
+        public var mode: Mode
+        /// Consecutive failed starts tolerated before the instance is marked failed.
+        public var retries: Int
+
+        /// Fly's default for machines: on-failure, 10 retries.
+        public static let flyDefault = Restart(mode: .onFailure, retries: 10)
+
+        public init(mode: Mode, retries: Int) {
+            self.mode = mode
+            self.retries = retries
+        }
+    }
+
+    public struct Group: Sendable {
+        public var name: String
+        public var command: String
+        /// Instances to run (the formation).
+        public var count: Int
+        public var restart: Restart
+        /// Port of instance 1; instance N listens on `basePort + N - 1`.
+        public var basePort: Int
+        public var usePTY: Bool
+
+        public init(name: String, command: String, count: Int, restart: Restart = .flyDefault,
+                    basePort: Int, usePTY: Bool = true) {
+            self.name = name
+            self.command = command
+            self.count = count
+            self.restart = restart
+            self.basePort = basePort
+            self.usePTY = usePTY
+        }
+    }
+
+    public var appName: String
+    /// The app's directory: children's working directory, home of `.swiftproc/`.
+    public var directory: URL
+    /// Groups in file order (which is also their colour order).
+    public var groups: [Group]
+    /// The environment every child starts from (inherited, then `[env]`, then `.env` files);
+    /// per-instance variables (`PORT`, `PS`, `FLY_*`) are added on top.
+    public var environment: [String: String]
+    public var killSignal: Int32
+    /// Seconds between the kill signal and SIGKILL.
+    public var killTimeout: Double
+    /// foreman's behaviour (`--no-restart`): when any child exits, stop everything.
+    public var stopWhenAnyExits: Bool
+    /// Backoff schedule; tests shorten it.
+    public var backoff: Backoff
+    /// Where leftover process groups are recorded (`.swiftproc/children`), or nil for none.
+    public var stateFile: URL?
+
+    /// Restart delays: the first restart is immediate, then `initial` doubling up to `maximum`;
+    /// an instance that ran `resetAfter` seconds starts the count again.
+    public struct Backoff: Sendable {
+        public var initial: Double
+        public var maximum: Double
+        public var resetAfter: Double
+
+        public static let standard = Backoff(initial: 1, maximum: 30, resetAfter: 10)
+
+        public init(initial: Double, maximum: Double, resetAfter: Double) {
+            self.initial = initial
+            self.maximum = maximum
+            self.resetAfter = resetAfter
+        }
+
+        /// Delay before restart number `failures` (1-based) of a crash loop.
+        public func delay(afterFailures failures: Int) -> Double {
+            guard failures > 1 else { return 0 }
+            let exponent = min(failures - 2, 30)
+            return min(maximum, initial * pow(2, Double(exponent)))
+        }
+    }
+
+    public init(appName: String, directory: URL, groups: [Group], environment: [String: String],
+                killSignal: Int32 = SIGINT, killTimeout: Double = 5, stopWhenAnyExits: Bool = false,
+                backoff: Backoff = .standard, stateFile: URL? = nil) {
+        self.appName = appName
+        self.directory = directory
+        self.groups = groups
+        self.environment = environment
+        self.killSignal = killSignal
+        self.killTimeout = killTimeout
+        self.stopWhenAnyExits = stopWhenAnyExits
+        self.backoff = backoff
+        self.stateFile = stateFile
+    }
+}
+
+/// A stable, Fly-looking machine id (14 hex digits) for an instance: the same app, group and
+/// index get the same id on every run, so logs and `FLY_MACHINE_ID` stay recognisable.
+public func machineID(app: String, group: String, index: Int) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in "\(app)/\(group)/\(index)".utf8 {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01b3
+    }
+    let hex = String(hash, radix: 16)
+    return String((String(repeating: "0", count: max(0, 16 - hex.count)) + hex).suffix(14))
+}
