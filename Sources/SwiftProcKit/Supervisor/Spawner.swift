@@ -186,9 +186,13 @@ public enum ShellCommand {
         }
         if inSingle || inDouble || escaped { return false }
         let first = command.split(separator: " ").first.map(String.init) ?? ""
-        let reserved: Set<String> = ["if", "then", "else", "elif", "fi", "do", "done", "case", "esac",
-                                     "while", "until", "for", "!", "in", "{", "}", "function"]
-        return !reserved.contains(first)
+        // Reserved words and builtins that only exist inside the shell (`exit 3`, `cd x`) cannot be exec'd.
+        let shellOnly: Set<String> = ["if", "then", "else", "elif", "fi", "do", "done", "case", "esac",
+                                      "while", "until", "for", "!", "in", "{", "}", "function",
+                                      "exit", "return", "cd", "export", "set", "unset", ".", "source", "eval",
+                                      "trap", "shift", "readonly", "break", "continue", ":", "wait", "alias",
+                                      "ulimit", "umask", "times", "read", "local", "type", "command", "hash"]
+        return !shellOnly.contains(first)
     }
 
     private static func isAssignment(_ word: Substring) -> Bool {
