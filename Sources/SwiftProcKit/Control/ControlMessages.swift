@@ -35,6 +35,18 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         self.lines = lines
         self.follow = follow
     }
+
+    private enum CodingKeys: String, CodingKey { case version, command, arguments, lines, follow }
+
+    /// Lenient on optional parts: a hand-written `{"version":1,"command":"status"}` is a request.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        version = try container.decode(Int.self, forKey: .version)
+        command = try container.decode(Command.self, forKey: .command)
+        arguments = try container.decodeIfPresent([String].self, forKey: .arguments) ?? []
+        lines = try container.decodeIfPresent(Int.self, forKey: .lines)
+        follow = try container.decodeIfPresent(Bool.self, forKey: .follow)
+    }
 }
 
 public struct ControlReply: Codable, Sendable, Equatable {

@@ -1,0 +1,301 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// A child output fd handed to the multiplexer, waiting for the reader thread to pick it up.
+struct LogAttachment: Sendable {
+    var fd: Int32
+    var source: String
+    var group: String
+    var colorIndex: Int
+    var isPTY: Bool
+    var onClose: @Sendable () -> Void
+}
+
+/// State shared between the reader thread and everyone else, guarded by `condition`.
+final class LogInbox: @unchecked Sendable {
+    // @unchecked: mutable fields are guarded by `condition`; the wake pipe fds are immutable.
+    let condition = NSCondition()
+    var attachments: [LogAttachment] = []
+    var formatter: LogFormatter
+    /// Bumped whenever `formatter.nameWidth` grows.
+    var widthGeneration = 0
+    var flushRequested = 0
+    var flushCompleted = 0
+    var shutdownRequested = false
+    var finished = false
+    /// Self-pipe: [0] polled by the reader, [1] written to wake it.
+    let wakeRead: Int32
+    let wakeWrite: Int32
+
+    init(formatter: LogFormatter) {
+        self.formatter = formatter
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) != 0 { fatalError("swiftproc: cannot create the log reader's wake pipe (errno \(errno))") }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    /// Wakes the reader's `poll`. A full pipe (EAGAIN) already means "wake up".
+    func wake() {
+        var byte: UInt8 = 1
+        #if canImport(Glibc)
+        _ = Glibc.write(wakeWrite, &byte, 1)
+        #else
+        _ = Darwin.write(wakeWrite, &byte, 1)
+        #endif
+    }
+}
+
+/// The body of the reader thread: `poll()` over every child fd + the wake pipe, one `read` of up
+/// to 64 KiB per ready fd per iteration, lines formatted into one batch that is written with one
+/// `write(2)` (and stored in the ring with one lock) per iteration.
+///
+/// Everything here except `inbox`, `writer`, `ring` is touched only by the reader thread.
+final class LogReaderLoop: @unchecked Sendable {
+    // @unchecked: confined to the reader thread (see above); the shared parts are thread-safe.
+    static let readSize = 64 * 1024
+    /// A batch larger than this is written mid-iteration, bounding memory with many busy fds.
+    static let batchLimit = 1 << 20
+
+    final class Stream {
+        let fd: Int32
+        let attachment: LogAttachment
+        let sourceID: Int32
+        var splitter = LineSplitter()
+        var prefix: LogFormatter.Prefix
+        var lastData: UInt64 = 0
+        var eof = false
+
+        init(attachment: LogAttachment, sourceID: Int32, prefix: LogFormatter.Prefix) {
+            fd = attachment.fd
+            self.attachment = attachment
+            self.sourceID = sourceID
+            self.prefix = prefix
+        }
+    }
+
+    let inbox: LogInbox
+    let writer: LogWriter
+    let ring: RecentLines
+    let quietNanoseconds: UInt64
+
+    private var formatter: LogFormatter
+    private var widthGeneration = -1
+    private var streams: [Stream] = []
+    private var pollfds: [pollfd] = []
+    private let batch = ByteBuffer(capacity: 256 * 1024)
+    private var pendingRecords: [RecentLines.Pending] = []
+    private let readBuffer = UnsafeMutableRawPointer.allocate(byteCount: LogReaderLoop.readSize, alignment: 16)
+    private var wallTime: Double = 0
+    private var second = 0
+
+    init(inbox: LogInbox, writer: LogWriter, ring: RecentLines, quietPeriod: Double) {
+        self.inbox = inbox
+        self.writer = writer
+        self.ring = ring
+        quietNanoseconds = quietPeriod.isFinite ? UInt64(max(quietPeriod, 0) * 1e9) : .max
+        formatter = inbox.formatter
+        pendingRecords.reserveCapacity(4096)
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    func run() {
+        rebuildPollSet()
+        while true {
+            let timeout = pollTimeout()
+            let r = poll(&pollfds, nfds_t(pollfds.count), timeout)
+            if r < 0 && errno != EINTR {
+                // ENOMEM and the like: back off instead of spinning.
+                _ = poll(nil, 0, 10)
+            }
+            if pollfds[0].revents != 0 { drainWakePipe() }
+
+            // Commands from other threads.
+            inbox.condition.lock()
+            let attachments = inbox.attachments
+            inbox.attachments.removeAll()
+            let serving = inbox.flushRequested
+            let shutdown = inbox.shutdownRequested
+            if inbox.widthGeneration != widthGeneration {
+                widthGeneration = inbox.widthGeneration
+                formatter = inbox.formatter
+                for s in streams { s.prefix = formatter.makePrefix(name: s.attachment.source, colorIndex: s.attachment.colorIndex) }
+            }
+            inbox.condition.unlock()
+            for a in attachments { add(a) }
+
+            updateClock()
+            let now = monotonicNanoseconds()
+            var changed = !attachments.isEmpty
+            if r > 0 {
+                for i in 1..<pollfds.count where pollfds[i].revents != 0 {
+                    readOnce(streams[i - 1], now: now)
+                }
+            }
+            // Quiet-period flush: only for fds poll just found idle, so a slow iteration (blocked
+            // output) never tears a line whose rest is already waiting in the pipe.
+            if quietNanoseconds < .max {
+                for i in 0..<streams.count where pollfds[i + 1].revents == 0 {
+                    let s = streams[i]
+                    if s.splitter.hasPartialLine && now &- s.lastData >= quietNanoseconds { flushPartial(s) }
+                }
+            }
+            commit()
+            if streams.contains(where: { $0.eof }) {
+                closeFinished()
+                changed = true
+            }
+            if changed { rebuildPollSet() }
+
+            if shutdown {
+                drainAndCloseAll()
+                inbox.condition.lock()
+                inbox.finished = true
+                inbox.flushCompleted = inbox.flushRequested
+                inbox.condition.broadcast()
+                inbox.condition.unlock()
+                return
+            }
+            if serving > 0 {
+                inbox.condition.lock()
+                if serving > inbox.flushCompleted {
+                    inbox.flushCompleted = serving
+                    inbox.condition.broadcast()
+                }
+                inbox.condition.unlock()
+            }
+        }
+    }
+
+    // MARK: - Streams
+
+    private func add(_ a: LogAttachment) {
+        _ = fcntl(a.fd, F_SETFL, fcntl(a.fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(a.fd, F_SETFD, FD_CLOEXEC)
+        let id = ring.sourceID(source: a.source, group: a.group, colorIndex: a.colorIndex)
+        streams.append(Stream(attachment: a, sourceID: id, prefix: formatter.makePrefix(name: a.source, colorIndex: a.colorIndex)))
+    }
+
+    private func rebuildPollSet() {
+        pollfds.removeAll(keepingCapacity: true)
+        pollfds.append(pollfd(fd: inbox.wakeRead, events: Int16(POLLIN), revents: 0))
+        for s in streams { pollfds.append(pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0)) }
+    }
+
+    private func pollTimeout() -> Int32 {
+        guard quietNanoseconds != .max else { return -1 }
+        var earliest = UInt64.max
+        for s in streams where s.splitter.hasPartialLine {
+            earliest = min(earliest, s.lastData &+ quietNanoseconds)
+        }
+        guard earliest != .max else { return -1 }
+        let now = monotonicNanoseconds()
+        if earliest <= now { return 0 }
+        return Int32(min((earliest - now + 999_999) / 1_000_000, 60_000))
+    }
+
+    /// One read of up to 64 KiB. 0 (pipe EOF), `EIO` (pty EOF on Linux) or any other error ends the stream.
+    private func readOnce(_ s: Stream, now: UInt64) {
+        let n = read(s.fd, readBuffer, LogReaderLoop.readSize)
+        if n > 0 {
+            s.lastData = now
+            s.splitter.feed(UnsafeRawBufferPointer(start: readBuffer, count: n)) { line in emit(line, s) }
+            if batch.count >= LogReaderLoop.batchLimit { commit() }
+            return
+        }
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
+        s.eof = true
+        flushPartial(s)
+    }
+
+    private func flushPartial(_ s: Stream) {
+        s.splitter.flushPartial { line in emit(line, s) }
+    }
+
+    private func emit(_ line: UnsafeRawBufferPointer, _ s: Stream) {
+        if s.prefix.second != second { formatter.stamp(&s.prefix, second: second) }
+        s.prefix.bytes.withUnsafeBytes { batch.append($0) }
+        pendingRecords.append(RecentLines.Pending(source: s.sourceID, offset: batch.count, length: line.count))
+        batch.append(line)
+        batch.append(0x0A)
+    }
+
+    /// Writes the batch (one `write(2)`) and stores its lines in the ring.
+    private func commit() {
+        guard !batch.isEmpty else { return }
+        writer.write(batch.bytes)
+        ring.append(batch: pendingRecords, time: wallTime, buffer: batch.bytes)
+        pendingRecords.removeAll(keepingCapacity: true)
+        batch.removeAll(keepingAtMost: 4 << 20)
+    }
+
+    /// Closes streams at EOF — after their last bytes were written — then tells the supervisor.
+    private func closeFinished() {
+        var closed: [LogAttachment] = []
+        streams.removeAll { s in
+            guard s.eof else { return false }
+            close(s.fd)
+            closed.append(s.attachment)
+            return true
+        }
+        for a in closed { a.onClose() }
+    }
+
+    /// Shutdown: read what is already in the pipes (bounded, so an endless writer cannot hold us),
+    /// flush partial lines, close everything.
+    private func drainAndCloseAll() {
+        for _ in 0..<256 {
+            rebuildPollSet()
+            guard streams.count > 0, poll(&pollfds, nfds_t(pollfds.count), 0) > 0 else { break }
+            updateClock()
+            let now = monotonicNanoseconds()
+            var any = false
+            for i in 1..<pollfds.count where pollfds[i].revents != 0 {
+                readOnce(streams[i - 1], now: now)
+                any = true
+            }
+            commit()
+            closeFinished()
+            if !any { break }
+        }
+        for s in streams {
+            flushPartial(s)
+            s.eof = true
+        }
+        commit()
+        closeFinished()
+        pollfds.removeAll()
+    }
+
+    private func drainWakePipe() {
+        var sink = [UInt8](repeating: 0, count: 256)
+        while read(inbox.wakeRead, &sink, sink.count) > 0 {}
+    }
+
+    private func updateClock() {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        wallTime = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+        second = Int(ts.tv_sec)
+    }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
