@@ -443,3 +443,4 @@ public actor Supervisor {
 func formatSeconds(_ s: Double) -> String {
     s == s.rounded() ? "\(Int(s))s" : String(format: "%.1fs", s)
 }
+extension LogMultiplexer: SupervisorLog {}
