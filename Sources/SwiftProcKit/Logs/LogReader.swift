@@ -136,6 +136,8 @@ final class LogReaderLoop: @unchecked Sendable {
                 for s in streams { s.prefix = formatter.makePrefix(name: s.attachment.source, colorIndex: s.attachment.colorIndex) }
             }
             inbox.condition.unlock()
+            // Streams polled this round; new ones are appended after them (pollfds[i + 1] ↔ streams[i]).
+            let polled = pollfds.count - 1
             for a in attachments { add(a) }
 
             updateClock()
@@ -148,8 +150,8 @@ final class LogReaderLoop: @unchecked Sendable {
             }
             // Quiet-period flush: only for fds poll just found idle, so a slow iteration (blocked
             // output) never tears a line whose rest is already waiting in the pipe.
-            if quietNanoseconds < .max {
-                for i in 0..<streams.count where pollfds[i + 1].revents == 0 {
+            if quietNanoseconds != .max {
+                for i in 0..<polled where pollfds[i + 1].revents == 0 {
                     let s = streams[i]
                     if s.splitter.hasPartialLine && now &- s.lastData >= quietNanoseconds { flushPartial(s) }
                 }

@@ -1,0 +1,252 @@
+import Foundation
+
+/// What `swiftproc check` reports: the loaded configuration as swiftproc will run it.
+///
+/// One value feeds both the text (``renderPlan(_:formation:ports:showEnv:)``) and `--json`, so
+/// the two can never disagree. Durations are seconds; env values are present only when asked
+/// for, because `check` output ends up in bug reports and CI logs.
+public struct Plan: Codable, Sendable, Equatable {
+    public struct Group: Codable, Sendable, Equatable {
+        public var name: String
+        public var command: String?
+        public var count: Int
+        public var ports: [Int]
+        /// `always`, `on-failure` or `never`.
+        public var restart: String
+        /// For `on-failure`.
+        public var retries: Int?
+        public var isDefault: Bool
+    }
+
+    public struct Signal: Codable, Sendable, Equatable {
+        public var name: String
+        public var number: Int32
+    }
+
+    /// `[http_service]` or one `[[services]]` entry.
+    public struct Route: Codable, Sendable, Equatable {
+        /// `http_service` or `services`.
+        public var section: String
+        public var internalPort: Int
+        public var `protocol`: String
+        /// Public ports (`[[services.ports]]`); for `http_service`, Fly's 80 and 443.
+        public var publicPorts: [String]
+        public var processes: [String]
+        public var autoStopMachines: String
+        public var minMachinesRunning: Int
+    }
+
+    public struct Check: Codable, Sendable, Equatable {
+        public var name: String
+        public var type: String
+        /// `checks`, `http_service` or `services`.
+        public var section: String
+        public var port: Int
+        public var method: String?
+        public var path: String?
+        public var intervalSeconds: Double?
+        public var timeoutSeconds: Double?
+        public var gracePeriodSeconds: Double?
+        public var processes: [String]
+    }
+
+    public struct EnvEntry: Codable, Sendable, Equatable {
+        public var name: String
+        /// `env` (fly.toml's `[env]`) or `dotenv`.
+        public var source: String
+        /// Only with `showEnv`.
+        public var value: String?
+    }
+
+    public var app: String?
+    public var primaryRegion: String?
+    /// `fly.toml` or `Procfile`.
+    public var source: String
+    public var configPath: String
+    public var procfilePath: String?
+    public var directory: String
+    public var defaultGroup: String
+    public var groups: [Group]
+    public var killSignal: Signal
+    public var killTimeoutSeconds: Double
+    public var routes: [Route]
+    public var checks: [Check]
+    public var releaseCommand: String?
+    public var releaseCommandTimeoutSeconds: Double
+    public var envFiles: [String]
+    /// Variables after precedence (`.env` over `[env]`), in first-seen order.
+    public var env: [EnvEntry]
+    /// Things that behave differently locally, or that the user may not expect.
+    public var notes: [String]
+
+    /// - Parameters:
+    ///   - formation: counts per group; one of each when `nil`.
+    ///   - ports: the port scheme; foreman's (base 5000) over the config's groups when `nil`.
+    ///   - showEnv: include env values.
+    public init(_ config: AppConfig, formation: Formation? = nil, ports: PortPlan? = nil, showEnv: Bool = false) {
+        let formation = formation ?? .oneOfEach(config.groupNames)
+        let ports = ports ?? PortPlan(groups: config.groupNames)
+        app = config.appName
+        primaryRegion = config.primaryRegion
+        source = config.source.rawValue
+        configPath = config.configPath
+        procfilePath = config.procfilePath
+        directory = config.directory
+        defaultGroup = config.defaultGroup
+        groups = config.groups.map { g in
+            let count = formation[g.name]
+            var retries: Int?
+            if case .onFailure(let n) = g.restart { retries = n }
+            return Group(name: g.name, command: g.command, count: count, ports: ports.ports(group: g.name, count: count),
+                         restart: g.restart.name, retries: retries, isDefault: g.name == config.defaultGroup)
+        }
+        killSignal = Signal(name: config.killSignal.name, number: config.killSignal.number)
+        killTimeoutSeconds = DurationText.seconds(config.killTimeout)
+
+        var routes: [Route] = []
+        if let http = config.httpService {
+            routes.append(Route(section: "http_service", internalPort: http.internalPort, protocol: "tcp",
+                                publicPorts: ["80", "443"], processes: http.processes,
+                                autoStopMachines: http.autoStopMachines.rawValue, minMachinesRunning: http.minMachinesRunning))
+        }
+        for s in config.services {
+            let publicPorts = s.ports.map { p -> String in
+                var text = p.port.map(String.init) ?? "\(p.startPort.map(String.init) ?? "?")-\(p.endPort.map(String.init) ?? "?")"
+                if !p.handlers.isEmpty { text += " [\(p.handlers.joined(separator: ", "))]" }
+                return text
+            }
+            routes.append(Route(section: "services", internalPort: s.internalPort, protocol: s.protocol,
+                                publicPorts: publicPorts, processes: s.processes,
+                                autoStopMachines: s.autoStopMachines.rawValue, minMachinesRunning: s.minMachinesRunning))
+        }
+        self.routes = routes
+        checks = config.allChecks.map { c in
+            Check(name: c.name, type: c.kind.rawValue, section: c.origin.rawValue, port: c.port,
+                  method: c.kind == .http ? c.method : nil, path: c.kind == .http ? c.path : nil,
+                  intervalSeconds: c.interval.map(DurationText.seconds), timeoutSeconds: c.timeout.map(DurationText.seconds),
+                  gracePeriodSeconds: c.gracePeriod.map(DurationText.seconds), processes: c.processes)
+        }
+        releaseCommand = config.releaseCommand
+        releaseCommandTimeoutSeconds = DurationText.seconds(config.releaseCommandTimeout)
+        envFiles = config.envFiles
+
+        var env: [EnvEntry] = []
+        for v in config.env { env.append(EnvEntry(name: v.name, source: "env", value: showEnv ? v.value : nil)) }
+        for v in config.dotenv {
+            let entry = EnvEntry(name: v.name, source: "dotenv", value: showEnv ? v.value : nil)
+            if let i = env.firstIndex(where: { $0.name == v.name }) { env[i] = entry } else { env.append(entry) }
+        }
+        self.env = env
+
+        var notes: [String] = []
+        if config.source == .flyToml, let procfile = config.procfilePath {
+            notes.append("processes come from \(procfile); everything else from \(config.configPath)")
+        }
+        for g in config.groups where g.command == nil {
+            notes.append("group \"\(g.name)\" has no command (on Fly it runs the image's default command); "
+                         + "add [processes] to \(config.configPath) or a Procfile to run it")
+        }
+        for (section, autoStop) in [("http_service", config.httpService?.autoStopMachines)] + config.services.map({ ("services", $0.autoStopMachines) })
+            where autoStop == .suspend {
+            notes.append("\(section): auto_stop_machines = \"suspend\" behaves as \"stop\" locally")
+        }
+        if config.groups.count > 1 {
+            if let http = config.httpService, !http.processesGiven {
+                notes.append("[http_service] names no processes, so it routes to the default group \"\(config.defaultGroup)\" only, as on Fly")
+            }
+            for (i, s) in config.services.enumerated() where !s.processesGiven {
+                notes.append("[[services]] #\(i + 1) names no processes, so it routes to the default group \"\(config.defaultGroup)\" only, as on Fly")
+            }
+        }
+        for g in groups where g.count == 0 {
+            notes.append("group \"\(g.name)\" is scaled to 0 and will not start")
+        }
+        self.notes = notes
+    }
+
+    /// The plan as pretty-printed JSON, for `check --json`.
+    public func jsonText() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The plan for `swiftproc check` as text: each group in file order with its count, ports,
+/// restart policy and command, then how processes stop, what the services route to, checks,
+/// the release command, env keys (values only with `showEnv`), and notes.
+public func renderPlan(_ config: AppConfig, formation: Formation? = nil, ports: PortPlan? = nil, showEnv: Bool = false) -> String {
+    let plan = Plan(config, formation: formation, ports: ports, showEnv: showEnv)
+    var out: [String] = []
+    var header = plan.app.map { "app \"\($0)\" from \(plan.configPath)" } ?? "app from \(plan.configPath)"
+    if let region = plan.primaryRegion { header += " (primary region \(region))" }
+    out.append(header)
+    out.append("  directory  \(plan.directory)")
+    out.append("")
+    out.append("processes (default group: \(plan.defaultGroup))")
+    let width = plan.groups.map(\.name.count).max() ?? 0
+    for g in plan.groups {
+        let name = g.name.padding(toLength: width, withPad: " ", startingAt: 0)
+        let portText: String
+        switch g.ports.count {
+        case 0: portText = "no port"
+        case 1: portText = "port \(g.ports[0])"
+        default: portText = "ports \(g.ports[0])-\(g.ports[g.ports.count - 1])"
+        }
+        let restart = g.retries.map { "on-failure (\($0) \($0 == 1 ? "retry" : "retries"))" } ?? g.restart
+        out.append("  \(name)  × \(g.count)  \(portText)  restart \(restart)")
+        out.append("  \(String(repeating: " ", count: width))  \(g.command ?? "(no command)")")
+    }
+    out.append("")
+    out.append("stop       \(plan.killSignal.name), then SIGKILL after \(seconds(plan.killTimeoutSeconds))")
+    for r in plan.routes {
+        let label = r.section == "http_service" ? "http       " : "service    "
+        var line = label + "\(r.protocol) :\(r.internalPort) → \(r.processes.joined(separator: ", "))"
+        if !r.publicPorts.isEmpty { line += "; public \(r.publicPorts.joined(separator: ", "))" }
+        if r.autoStopMachines != "off" { line += "; auto_stop_machines = \(r.autoStopMachines)" }
+        out.append(line)
+    }
+    for c in plan.checks {
+        var line = "check      \(c.name): \(c.type)"
+        if c.type == "http" { line += " \(c.method ?? "GET") \(c.path ?? "/")" }
+        line += " on :\(c.port) → \(c.processes.joined(separator: ", "))"
+        var timing: [String] = []
+        if let i = c.intervalSeconds { timing.append("every \(seconds(i))") }
+        if let t = c.timeoutSeconds { timing.append("timeout \(seconds(t))") }
+        if let g = c.gracePeriodSeconds { timing.append("grace \(seconds(g))") }
+        if !timing.isEmpty { line += " (\(timing.joined(separator: ", ")))" }
+        out.append(line)
+    }
+    if let release = plan.releaseCommand {
+        out.append("release    \(release) (timeout \(seconds(plan.releaseCommandTimeoutSeconds)))")
+    }
+    if !plan.envFiles.isEmpty {
+        out.append("env files  \(plan.envFiles.joined(separator: ", "))")
+    }
+    if !plan.env.isEmpty {
+        if showEnv {
+            out.append("env")
+            for e in plan.env {
+                out.append("  \(e.name)=\(e.value ?? "")  (\(e.source == "env" ? "[env]" : ".env"))")
+            }
+        } else {
+            let fromConfig = plan.env.filter { $0.source == "env" }.map(\.name)
+            let fromDotenv = plan.env.filter { $0.source == "dotenv" }.map(\.name)
+            var parts: [String] = []
+            if !fromConfig.isEmpty { parts.append("[env] " + fromConfig.joined(separator: ", ")) }
+            if !fromDotenv.isEmpty { parts.append(".env " + fromDotenv.joined(separator: ", ")) }
+            out.append("env        " + parts.joined(separator: "; ") + " (values hidden)")
+        }
+    }
+    if !plan.notes.isEmpty {
+        out.append("")
+        out.append("notes")
+        for n in plan.notes { out.append("  - \(n)") }
+    }
+    return out.joined(separator: "\n") + "\n"
+}
+
+private func seconds(_ value: Double) -> String {
+    DurationText.format(.nanoseconds(Int64((value * 1e9).rounded())))
+}
