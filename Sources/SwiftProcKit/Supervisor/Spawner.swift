@@ -134,10 +134,13 @@ public final class Spawner: @unchecked Sendable {
     /// program and is cleaned up with the group), then run the command with stdin = /dev/null.
     static func wrapperScript(for request: SpawnRequest) -> String {
         let signal = Platform.signalName(request.killSignal).replacingOccurrences(of: "SIG", with: "")
-        let timeout = max(1, Int(request.killTimeout.rounded(.up)))
+        let ticks = max(1, Int((request.killTimeout * 10).rounded(.up)))
+        // After the kill signal, wait (in 0.1 s steps, up to kill_timeout) only while the group's
+        // leader — `$$`, which the command became — is alive, then SIGKILL whatever is left.
         return """
         exec 3<&0 </dev/null
-        { trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; kill -s \(signal) 0; sleep \(timeout); kill -s KILL 0; } &
+        { trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; kill -s \(signal) 0; \
+        n=0; while [ $n -lt \(ticks) ] && kill -0 $$ 2>/dev/null; do sleep 0.1; n=$((n+1)); done; kill -s KILL 0; } &
         exec 3<&-
         \(ShellCommand.execPrefixed(request.command))
         """

@@ -1,0 +1,34 @@
+import Foundation
+import SwiftProcKit
+
+/// `swiftproc scale worker=3` — `fly scale count` for a running `swiftproc start`.
+enum ScaleCommand: Command {
+    static let name = "scale"
+    static let summary = "Change how many instances of each group run (like `fly scale count`)."
+    static let usage = "[count] [GROUP=N | GROUP=+N | GROUP=-N | N]... [options]"
+    static let discussion = """
+    Starts missing instances at the next free indexes and ports, and stops surplus ones highest
+    index first with the kill signal and timeout. A bare number scales the default group. Without
+    arguments, prints the current counts. Examples:
+      swiftproc scale worker=3
+      swiftproc scale count app=2 worker=+1
+    """
+    static let options: [Option] = [CommonOptions.config, CommonOptions.procfile, CommonOptions.socket]
+
+    static func run(_ arguments: ParsedArguments) async throws -> Int32 {
+        let reply = try ControlClient.forApp(arguments).send(ControlRequest(command: .scale, arguments: arguments.positionals))
+        guard reply.ok else { throw Failure("swiftproc scale: \(reply.error ?? "failed")") }
+        if let message = reply.message { print(message) }
+        return 0
+    }
+}
+
+extension ControlClient {
+    /// The client for the supervisor of the app that `-c`/`-f`/`--socket` (or the current directory) names.
+    static func forApp(_ arguments: ParsedArguments, timeout: TimeInterval = 330) -> ControlClient {
+        ControlClient(path: ControlSocket.path(appDirectory: CommonOptions.appDirectory(arguments),
+                                               override: arguments.value("socket"),
+                                               environment: ProcessInfo.processInfo.environment),
+                      timeout: timeout)
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import SwiftProcKit
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `swiftproc start`: run the formation in the foreground (or detached with `-d`).
+enum StartCommand: Command {
+    static let name = "start"
+    static let summary = "Run the app's process groups, merge their logs, restart crashed ones."
+    static let usage = "[GROUP...] [options]"
+    static let discussion = """
+    Reads the [processes] of ./fly.toml (or a Procfile) and starts each group, one instance each
+    unless -m says otherwise. Naming groups starts only those (the others can be scaled up later).
+    Every instance runs `sh -c` in the app's directory, as the leader of its own process group,
+    with a pseudo-terminal as stdout/stderr so it line-buffers as in a terminal (--no-tty: pipes).
+
+    Environment, lowest precedence first: swiftproc's own, fly.toml's [env], the .env files
+    (-e; default .env, the local stand-in for `fly secrets`), then per instance PORT, PS=GROUP.N,
+    FLY_PROCESS_GROUP, FLY_APP_NAME, FLY_MACHINE_ID, FLY_REGION=local.
+
+    PORT follows foreman: BASE (default 5000, -p) + 100 per group in file order + 1 per instance
+    (web.1 = 5000, web.2 = 5001, worker.1 = 5100).
+
+    Restarts follow fly.toml's [[restart]] (Fly's default: on-failure, 10 retries): the first
+    restart is immediate, then 1s, 2s, 4s… up to 30s; an instance that ran 10s starts over.
+    Ctrl-C (or SIGTERM/SIGHUP) sends kill_signal (default SIGINT) to every process group, waits
+    kill_timeout (default 5s), then SIGKILLs what is left; a second Ctrl-C kills at once.
+    While it runs, `swiftproc scale|status|logs|restart|stop` talk to it from other terminals.
+    """
+    static let options: [Option] = [
+        CommonOptions.config, CommonOptions.procfile, AppOptions.formation, AppOptions.env, AppOptions.port,
+        .value("restart", nil, "POLICY", "Override every group's restart policy: always, on-failure or never."),
+        .flag("no-restart", nil, "Stop everything when any process exits (foreman's behaviour)."),
+        .flag("no-tty", nil, "Give children pipes instead of a pseudo-terminal."),
+        .flag("no-color", nil, "Do not colour the output (also: NO_COLOR set, or stdout not a terminal)."),
+        .flag("no-timestamps", nil, "Do not print the time on each line."),
+        .flag("daemon", "d", "Detach; write logs to .swiftproc/swiftproc.log (follow with `swiftproc logs`)."),
+        CommonOptions.socket,
+        .value("log-lines", nil, "N", "Recent lines kept for `swiftproc logs` (default: 10000)."),
+    ]
+
+    static func run(_ arguments: ParsedArguments) async throws -> Int32 {
+        let config = try AppOptions.loadConfig(arguments)
+        try config.requireCommands()
+        let plan = try makePlan(config, arguments)
+        let socketPath = ControlSocket.path(appDirectory: plan.directory.path, override: arguments.value("socket"),
+                                            environment: ProcessInfo.processInfo.environment)
+        if arguments.has("daemon") && ProcessInfo.processInfo.environment["SWIFTPROC_DAEMON_CHILD"] == nil {
+            return try Daemon.detach(appDirectory: plan.directory, socketPath: socketPath)
+        }
+        let isDaemonChild = ProcessInfo.processInfo.environment["SWIFTPROC_DAEMON_CHILD"] != nil
+
+        Platform.raiseOpenFileLimit()
+        var style = LogStyle.automatic(for: STDOUT_FILENO)
+        if arguments.has("no-color") { style.color = false }
+        if arguments.has("no-timestamps") { style.timestamps = false }
+        let ringCapacity = try arguments.value("log-lines").map { text in
+            guard let n = Int(text), n > 0 else { throw UsageError(message: "--log-lines needs a positive number, not \"\(text)\"", command: name) }
+            return n
+        } ?? RecentLines.defaultCapacity
+        let logs = LogMultiplexer(output: STDOUT_FILENO, style: style, ringCapacity: ringCapacity)
+        let supervisor = try Supervisor(plan: plan, log: logs)
+
+        // Refuse before spawning anything if another supervisor owns this directory.
+        let server = ControlServer(path: socketPath,
+                                   service: SupervisorControl(supervisor: supervisor, logs: logs,
+                                                              defaultGroup: config.defaultGroup))
+        do {
+            try server.start()
+        } catch {
+            throw Failure("swiftproc start: \(error)")
+        }
+
+        // Signals become messages to the supervisor. SIGHUP does not stop a daemon: it has no terminal.
+        var shutdownSignals = [SIGINT, SIGTERM]
+        if !isDaemonChild { shutdownSignals.append(SIGHUP) } else { signal(SIGHUP, SIG_IGN) }
+        let sources = shutdownSignals.map { number in
+            SignalSource(number) {
+                Task { await supervisor.shutdown(reason: "\(Platform.signalName(number)) received") }
+            }
+        }
+
+        if let release = config.releaseCommand, !release.isEmpty {
+            logs.system("release command is not run by this version: \(release)")
+        }
+        await supervisor.start()
+        let status = await supervisor.waitUntilFinished()
+        withExtendedLifetime(sources) {}
+        server.stop()
+        logs.flush()
+        logs.shutdown()
+        return status
+    }
+
+    /// Turns config and flags into what the supervisor runs.
+    static func makePlan(_ config: AppConfig, _ arguments: ParsedArguments) throws -> SupervisorPlan {
+        let formation = try AppOptions.formation(config, arguments, command: name)
+        let ports = try AppOptions.ports(config, arguments, command: name)
+        var override: SupervisorPlan.Restart.Mode?
+        if let text = arguments.value("restart") {
+            guard let mode = SupervisorPlan.Restart.Mode(rawValue: text) else {
+                throw UsageError(message: "--restart takes always, on-failure or never, not \"\(text)\"", command: name)
+            }
+            override = mode
+        }
+        let usePTY = !arguments.has("no-tty")
+        let groups = config.groups.map { g in
+            var restart = SupervisorPlan.Restart(g.restart)
+            if let override { restart.mode = override }
+            return SupervisorPlan.Group(name: g.name, command: g.command ?? "", count: formation[g.name],
+                                        restart: restart, basePort: ports.port(group: g.name, instance: 1) ?? ports.base,
+                                        usePTY: usePTY)
+        }
+        let directory = URL(fileURLWithPath: config.directory)
+        let environment = config.environment(inheriting: ProcessInfo.processInfo.environment)
+        return SupervisorPlan(appName: config.appName ?? directory.lastPathComponent, directory: directory,
+                              groups: groups, environment: environment, killSignal: config.killSignal.number,
+                              killTimeout: DurationText.seconds(config.killTimeout),
+                              stopWhenAnyExits: arguments.has("no-restart"),
+                              stateFile: directory.appendingPathComponent(".swiftproc/children"))
+    }
+}
+
+extension SupervisorPlan.Restart {
+    /// fly.toml's policy in the supervisor's terms.
+    init(_ policy: RestartPolicy) {
+        switch policy {
+        case .always: self.init(mode: .always, retries: Int.max)
+        case .onFailure(let retries): self.init(mode: .onFailure, retries: retries)
+        case .never: self.init(mode: .never, retries: 0)
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `swiftproc start` driven as a user would: the built binary, real children, real signals.
+@Suite(.serialized) struct StartTests {
+    static let reporter = "echo \"pid=$$ ps=$PS port=$PORT group=$FLY_PROCESS_GROUP app=$FLY_APP_NAME machine=$FLY_MACHINE_ID region=$FLY_REGION secret=$SECRET color=$COLOR\"; exec sleep 1000"
+
+    @Test func formationRunsWithEnvironmentPortsAndRestartsAKilledChild() async throws {
+        let app = try makeApp([
+            "fly.toml": """
+            app = "e2e"
+            [env]
+              COLOR = "blue"
+              SECRET = "from-fly-toml"
+            [processes]
+              app = '\(Self.reporter)'
+              worker = '\(Self.reporter)'
+            """,
+            ".env": "SECRET=from-dotenv\n",
+        ])
+        let sp = try SwiftProc(["start", "-m", "app=3,worker=3", "--no-color", "--no-timestamps", "-p", "7100"], in: app)
+        #expect(await eventually { values("pid", in: sp.stdout.text, lines: "| pid=").count == 6 },
+                "\(sp.stdout.text)\n\(sp.stderr.text)")
+        let out = sp.stdout.text
+        for (ps, port) in [("app.1", 7100), ("app.2", 7101), ("app.3", 7102), ("worker.1", 7200), ("worker.2", 7201), ("worker.3", 7202)] {
+            let line = out.split(separator: "\n").first { $0.contains("ps=\(ps) ") }
+            #expect(line?.contains("port=\(port) group=\(ps.split(separator: ".")[0]) app=e2e") == true, "\(ps): \(line ?? "missing")")
+            #expect(line?.contains("region=local secret=from-dotenv color=blue") == true)
+            #expect(line?.hasPrefix("\(ps.padding(toLength: 8, withPad: " ", startingAt: 0)) | ") == true, "prefix of \(line ?? "")")
+        }
+        #expect(out.contains("app.2 started (pid"), "system line for each start")
+        let machines = Set(values("machine", in: out, lines: "| pid="))
+        #expect(machines.count == 6)
+
+        // kill -9 of one child: back within a second under the default policy.
+        let pids = values("pid", in: out, lines: "ps=worker.2 ").compactMap { pid_t($0) }
+        let victim = try #require(pids.first)
+        let killedAt = Date()
+        kill(victim, SIGKILL)
+        #expect(await eventually(timeout: 1) { values("pid", in: sp.stdout.text, lines: "ps=worker.2 ").count == 2 })
+        #expect(Date().timeIntervalSince(killedAt) < 1.0)
+        #expect(sp.stdout.text.contains("worker.2 killed by SIGKILL — restarting"))
+
+        // SIGINT: everything goes, exit 0.
+        let groups = Set(values("pid", in: sp.stdout.text, lines: "| pid=").compactMap { pid_t($0) })
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0, "\(sp.stdout.text)")
+        #expect(liveMembers(ofGroups: groups).isEmpty)
+        #expect(sp.stdout.text.contains("SIGINT received"))
+    }
+
+    @Test func childIgnoringTheKillSignalIsKilledAfterKillTimeout() async throws {
+        let app = try makeApp(["fly.toml": """
+            kill_signal = "SIGTERM"
+            kill_timeout = 1
+            [processes]
+              stubborn = "trap '' TERM; echo pid=$$ ready; while :; do sleep 0.1; done"
+            """])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("ready"))
+        let pid = try #require(values("pid", in: sp.stdout.text, lines: "ready").first.flatMap { pid_t($0) })
+        let start = Date()
+        sp.signal(SIGTERM)
+        #expect(await sp.waitForExit() == 1, "had to SIGKILL: non-zero exit")
+        let took = Date().timeIntervalSince(start)
+        #expect(took >= 0.9 && took < 5, "took \(took)s")
+        #expect(sp.stdout.text.contains("sending SIGTERM to all processes"))
+        #expect(sp.stdout.text.contains("stubborn.1 did not stop within 1s — sending SIGKILL"))
+        #expect(liveMembers(ofGroups: [pid]).isEmpty)
+    }
+
+    @Test func backgroundGrandchildrenLeaveWithTheirGroup() async throws {
+        let app = try makeApp(["Procfile": "forky: sh -c 'sleep 1000 & sleep 1000 & echo pid=$$ up; wait'\n"])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("up"))
+        #expect(await eventually { descendants(of: sp.pid).count >= 4 })
+        let before = Set(descendants(of: sp.pid))
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+        #expect(await eventually(timeout: 2) { processTable().keys.filter { before.contains($0) }.isEmpty })
+    }
+
+    @Test func killingTheSupervisorWithSIGKILLLeavesNoChild() async throws {
+        let app = try makeApp(["Procfile": """
+            web: echo pid=$$; exec sleep 1000
+            worker: sh -c 'sleep 1000 & echo pid=$$; wait'
+            """])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await eventually { values("pid", in: sp.stdout.text, lines: "| pid=").count == 2 })
+        let tree = Set(descendants(of: sp.pid))
+        #expect(tree.count >= 4)
+        sp.signal(SIGKILL)
+        #expect(await eventually(timeout: 3) { processTable().keys.filter { tree.contains($0) }.isEmpty },
+                "left behind: \(processTable().keys.filter { tree.contains($0) })")
+    }
+
+    @Test func leftoversRecordedByACrashedRunAreStoppedOnTheNextStart() async throws {
+        let app = try makeApp(["Procfile": "web: exec sleep 1000\n"])
+        // A process group that a crashed supervisor recorded (and its watchdog somehow missed).
+        let orphan = Process()
+        orphan.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        orphan.arguments = ["1000"]
+        try orphan.run()
+        let pid = orphan.processIdentifier
+        let start = try #require(try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+            .split(separator: ")").last?.split(separator: " ")[19])
+        try FileManager.default.createDirectory(at: app.appendingPathComponent(".swiftproc"), withIntermediateDirectories: true)
+        try "\(pid) \(start)\n".write(to: app.appendingPathComponent(".swiftproc/children"), atomically: true, encoding: .utf8)
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("stopped 1 process group left over from an earlier run"))
+        #expect(await eventually { !orphan.isRunning })
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+
+    @Test func commandThatCannotStartIsReportedPerAttemptAndGivesUp() async throws {
+        let app = try makeApp(["fly.toml": """
+            [processes]
+              app = "exec sleep 1000"
+              broken = "definitely-not-a-command --flag"
+            [[restart]]
+              policy = "on-failure"
+              retries = 1
+              processes = ["broken"]
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps"], in: app)
+        #expect(await sp.waitFor("giving up", timeout: 10), "\(sp.stdout.text)")
+        let out = sp.stdout.text
+        #expect(out.components(separatedBy: "exited with status 127 (command not found)").count - 1 == 2)
+        #expect(out.contains("not found"))
+        #expect(!out.contains("Fatal error"))
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 1, "a failed group makes the exit non-zero")
+    }
+
+    @Test func secondCtrlCKillsAtOnce() async throws {
+        let app = try makeApp(["fly.toml": """
+            kill_timeout = 60
+            [processes]
+              slow = "trap 'echo got-int' INT; echo ready; while :; do sleep 0.1; done"
+            """])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("ready"))
+        sp.signal(SIGINT)
+        #expect(await sp.waitFor("got-int"))
+        let start = Date()
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 1)
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(sp.stdout.text.contains("killing all processes now"))
+    }
+
+    @Test func noRestartStopsTheWholeRunWhenOneExits() async throws {
+        let app = try makeApp(["Procfile": "once: echo bye\nlong: exec sleep 1000\n"])
+        let sp = try SwiftProc(["start", "--no-color", "--no-restart"], in: app)
+        #expect(await sp.waitForExit() == 0, "\(sp.stdout.text)")
+        #expect(sp.stdout.text.contains("once.1 exited with status 0 — stopping all processes (--no-restart)"))
+    }
+
+    @Test func childrenGetATerminalByDefaultAndPipesWithNoTTY() async throws {
+        let app = try makeApp(["Procfile": "probe: if [ -t 1 ]; then echo stdout-is-tty; else echo stdout-is-pipe; fi; echo err >&2\n"])
+        let tty = try SwiftProc(["start", "--no-color", "--no-restart"], in: app)
+        _ = await tty.waitForExit()
+        #expect(tty.stdout.text.contains("stdout-is-tty"))
+        #expect(tty.stdout.text.contains("probe.1 | err"), "stderr goes to the same stream")
+        let pipe = try SwiftProc(["start", "--no-color", "--no-restart", "--no-tty"], in: app)
+        _ = await pipe.waitForExit()
+        #expect(pipe.stdout.text.contains("stdout-is-pipe"))
+    }
+}
