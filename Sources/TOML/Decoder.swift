@@ -56,16 +56,34 @@ enum NodeKind: UInt8 {
     case tableArray
 }
 
+/// A value in the arena: a scalar, or a table/array that is another node.
 enum Slot {
     case value(TOMLValue)
     case node(Int)
+
+    /// How a slot is stored: child nodes are an empty table whose location line is -1 and whose
+    /// column is the node index (no real table has such a location), so entries and items can be
+    /// kept as the final `TOMLTable.Entry`/`TOMLValue` arrays and moved, not copied, at the end.
+    var encoded: TOMLValue {
+        switch self {
+        case .value(let v): return v
+        case .node(let n): return .table(TOMLTable(location: SourceLocation(line: -1, column: n)))
+        }
+    }
+
+    init(_ v: TOMLValue) {
+        if case .table(let t) = v, let l = t.location, l.line == -1 {
+            self = .node(l.column)
+        } else {
+            self = .value(v)
+        }
+    }
 }
 
-struct NodeEntry {
-    var key: String
-    var slot: Slot
-    var keyLocation: SourceLocation
-    var valueLocation: SourceLocation
+typealias NodeEntry = TOMLTable.Entry
+
+extension TOMLTable.Entry {
+    var slot: Slot { Slot(value) }
 }
 
 struct Node {
@@ -73,8 +91,35 @@ struct Node {
     var depth: Int
     var location: SourceLocation
     var entries: [NodeEntry] = []
+    /// Key to entry index; only built once a table has more than `linearLimit` keys (small tables
+    /// are searched linearly, which is faster than hashing).
     var index: [String: Int] = [:]
-    var items: [Slot] = []
+    var items: [TOMLValue] = []
+    /// Number of entries/items that are child nodes.
+    var childCount = 0
+
+    static let linearLimit = 12
+
+    func find(_ key: String) -> Int? {
+        if entries.count <= Node.linearLimit {
+            for i in entries.indices where entries[i].key == key { return i }
+            return nil
+        }
+        return index[key]
+    }
+
+    mutating func append(_ entry: NodeEntry) {
+        if entries.isEmpty { entries.reserveCapacity(8) }
+        entries.append(entry)
+        if entries.count > Node.linearLimit {
+            if entries.count == Node.linearLimit + 1 {
+                index.reserveCapacity(Node.linearLimit * 4)
+                for i in entries.indices { index[entries[i].key] = i }
+            } else {
+                index[entry.key] = entries.count - 1
+            }
+        }
+    }
 
     init(kind: NodeKind, depth: Int, location: SourceLocation) {
         self.kind = kind
@@ -261,8 +306,15 @@ struct Parser {
         return str(s, max(e, min(s + 1, end)))
     }
 
-    /// The key just parsed, as written in TOML (quoted where needed): `a.b`, `"my key"`.
+    /// The key just parsed (its first `upTo` segments), for messages: `"app"`, `"a.b"`, or the
+    /// TOML spelling when a segment needs quotes (`"my key".x`).
     func displayKey(_ upTo: Int? = nil) -> String {
+        let text = keyText(upTo)
+        return text.first == "\"" || text.hasSuffix("\"") ? text : "\"" + text + "\""
+    }
+
+    /// The key just parsed as written in TOML, quoting segments that are not bare: `a.b`, `"my key".x`.
+    func keyText(_ upTo: Int? = nil) -> String {
         let n = upTo ?? keys.count
         var parts: [String] = []
         for k in keys[0..<n] {
@@ -381,33 +433,29 @@ struct Parser {
         var built = [TOMLValue?](repeating: nil, count: nodes.count)
         var i = nodes.count - 1
         while i >= 0 {
-            let node = nodes[i]
-            nodes[i].entries = []
-            nodes[i].items = []
-            nodes[i].index = [:]
-            switch node.kind {
+            let kind = nodes[i].kind
+            let childCount = nodes[i].childCount
+            switch kind {
             case .staticArray, .tableArray:
-                var array: [TOMLValue] = []
-                array.reserveCapacity(node.items.count)
-                for item in node.items {
-                    switch item {
-                    case .value(let v): array.append(v)
-                    case .node(let n): array.append(built[n]!); built[n] = nil
+                var items: [TOMLValue] = []
+                swap(&items, &nodes[i].items)
+                if childCount > 0 {
+                    for k in items.indices {
+                        if case .node(let n) = Slot(items[k]) { items[k] = built[n]!; built[n] = nil }
                     }
                 }
-                built[i] = .array(array)
+                built[i] = .array(items)
             case .implicitTable, .explicitTable, .dottedTable, .inlineTable:
-                var table = TOMLTable(location: i == 0 ? nil : node.location)
-                for e in node.entries {
-                    let value: TOMLValue
-                    switch e.slot {
-                    case .value(let v): value = v
-                    case .node(let n): value = built[n]!; built[n] = nil
+                var entries: [TOMLTable.Entry] = []
+                swap(&entries, &nodes[i].entries)
+                if childCount > 0 {
+                    for k in entries.indices {
+                        if case .node(let n) = entries[k].slot { entries[k].value = built[n]!; built[n] = nil }
                     }
-                    table.set(value, for: e.key, keyLocation: e.keyLocation, valueLocation: e.valueLocation)
                 }
-                built[i] = .table(table)
+                built[i] = .table(TOMLTable(location: i == 0 ? nil : nodes[i].location, uniqueEntries: entries))
             }
+            nodes[i].index = [:]
             i -= 1
         }
         if case .table(let root)? = built[0] { return root }
@@ -423,8 +471,13 @@ struct Parser {
     }
 
     mutating func insert(_ t: Int, _ key: String, _ slot: Slot, _ keyLocation: SourceLocation, _ valueLocation: SourceLocation) {
-        nodes[t].index[key] = nodes[t].entries.count
-        nodes[t].entries.append(NodeEntry(key: key, slot: slot, keyLocation: keyLocation, valueLocation: valueLocation))
+        if case .node = slot { nodes[t].childCount += 1 }
+        nodes[t].append(NodeEntry(key: key, value: slot.encoded, keyLocation: keyLocation, valueLocation: valueLocation))
+    }
+
+    mutating func appendItem(_ a: Int, _ slot: Slot) {
+        if case .node = slot { nodes[a].childCount += 1 }
+        nodes[a].items.append(slot.encoded)
     }
 
     func kindName(_ slot: Slot) -> String {
@@ -487,7 +540,7 @@ struct Parser {
     /// Follows (or creates) the table named by dotted-key segment `i` under table `t`.
     mutating func descendDotted(_ t: Int, _ i: Int, _ startLocation: SourceLocation) throws(TOMLError) -> Int {
         let seg = keys[i]
-        if let ei = nodes[t].index[seg.name] {
+        if let ei = nodes[t].find(seg.name) {
             let e = nodes[t].entries[ei]
             if case .node(let n) = e.slot {
                 switch nodes[n].kind {
@@ -515,7 +568,7 @@ struct Parser {
         var t = table
         for i in 0..<(keys.count - 1) { t = try descendDotted(t, i, startLocation) }
         let last = keys[keys.count - 1]
-        if let ei = nodes[t].index[last.name] {
+        if let ei = nodes[t].find(last.name) {
             let e = nodes[t].entries[ei]
             if case .node(let n) = e.slot, nodes[n].kind == .implicitTable || nodes[n].kind == .explicitTable {
                 throw err("duplicate key \(displayKey()): a table with that name was already defined at \(nodes[n].location)", last.offset)
@@ -569,12 +622,12 @@ struct Parser {
             }
             p += 1
         }
-        let name = isArray ? "[[\(displayKey())]]" : "[\(displayKey())]"
+        let name = isArray ? "[[\(keyText())]]" : "[\(keyText())]"
         let headerLocation = loc(open)
         var t = 0
         for i in 0..<(keys.count - 1) {
             let seg = keys[i]
-            if let ei = nodes[t].index[seg.name] {
+            if let ei = nodes[t].find(seg.name) {
                 let e = nodes[t].entries[ei]
                 if case .node(let n) = e.slot {
                     switch nodes[n].kind {
@@ -582,7 +635,7 @@ struct Parser {
                         t = n
                         continue
                     case .tableArray:
-                        if case .node(let last)? = nodes[n].items.last { t = last; continue }
+                        if let last = nodes[n].items.last, case .node(let m) = Slot(last) { t = m; continue }
                     case .inlineTable:
                         throw err("\(name) cannot add to inline table \(displayKey(i + 1)) (defined at \(e.valueLocation)); inline tables cannot be extended", seg.offset)
                     case .staticArray:
@@ -596,7 +649,7 @@ struct Parser {
             t = n
         }
         let last = keys[keys.count - 1]
-        if let ei = nodes[t].index[last.name] {
+        if let ei = nodes[t].find(last.name) {
             let e = nodes[t].entries[ei]
             if case .node(let n) = e.slot {
                 switch nodes[n].kind {
@@ -611,10 +664,10 @@ struct Parser {
                     throw err("table \(name) was already defined by dotted keys at \(e.keyLocation)", open)
                 case .tableArray where isArray:
                     let elem = try newNode(.explicitTable, depth: nodes[n].depth + 1, location: headerLocation, at: open)
-                    nodes[n].items.append(.node(elem))
+                    appendItem(n, .node(elem))
                     return elem
                 case .tableArray:
-                    throw err("table \(name) conflicts with the array of tables [[\(displayKey())]] defined at \(e.valueLocation)", open)
+                    throw err("table \(name) conflicts with the array of tables [[\(keyText())]] defined at \(e.valueLocation)", open)
                 default:
                     break
                 }
@@ -625,7 +678,7 @@ struct Parser {
         if isArray {
             let array = try newNode(.tableArray, depth: nodes[t].depth + 1, location: headerLocation, at: open)
             let elem = try newNode(.explicitTable, depth: nodes[t].depth + 2, location: headerLocation, at: open)
-            nodes[array].items.append(.node(elem))
+            appendItem(array, .node(elem))
             insert(t, last.name, .node(array), keyLocation, headerLocation)
             return elem
         }
@@ -664,13 +717,13 @@ struct Parser {
                 stack[topIndex].state = 2
                 if c == LBRACKET || c == LBRACE {
                     let child = try openContainer(parentDepth: nodes[top.node].depth)
-                    nodes[top.node].items.append(.node(child))
+                    appendItem(top.node, .node(child))
                     stack.append(Frame(node: child, isArray: c == LBRACKET, state: 0))
                     continue
                 }
                 if c == COMMA { throw err("expected a value in the array, found ','", p) }
                 let v = try parseScalar()
-                nodes[top.node].items.append(.value(v))
+                appendItem(top.node, .value(v))
             } else {
                 skipWS()
                 guard p < end else {

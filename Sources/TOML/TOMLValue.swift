@@ -162,6 +162,14 @@ public struct TOMLTable: Sendable, Equatable {
         self.location = location
     }
 
+    /// Builds a table from entries whose keys are known to be distinct (the decoder's fast path).
+    init(location: SourceLocation?, uniqueEntries: [Entry]) {
+        self.location = location
+        self.entries = uniqueEntries
+        index.reserveCapacity(uniqueEntries.count)
+        for i in uniqueEntries.indices { index[uniqueEntries[i].key] = i }
+    }
+
     public var keys: [String] { entries.map(\.key) }
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }

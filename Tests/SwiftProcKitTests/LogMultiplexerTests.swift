@@ -284,3 +284,26 @@ private func bySource(_ output: [UInt8], timestamps: Bool = true) -> (lines: [St
         #expect(!writer.isBroken)
     }
 }
+
+@Suite struct LogMultiplexerCallbackTests {
+    /// The supervisor reacts to an exit from `onClose`: it prints a system line, flushes and may
+    /// even shut down — on the reader thread, without deadlocking.
+    @Test func onCloseMayCallBackIntoTheMultiplexer() throws {
+        let (fd, path) = LogTest.tempOutput()
+        defer { close(fd); unlink(path) }
+        let mux = LogMultiplexer(output: fd, style: LogStyle(color: false, timestamps: false))
+        let closes = CloseCounter()
+        let done = closes.callback("app.1")
+        let (p, r) = try LogTest.spawn("echo bye")
+        mux.attach(fd: r, source: "app.1", group: "app", colorIndex: 0, isPTY: false) { [mux] in
+            mux.system("app.1 exited")
+            mux.flush()
+            mux.shutdown()
+            done()
+        }
+        #expect(closes.wait(for: 1, seconds: 30))
+        mux.shutdown()
+        p.waitUntilExit()
+        #expect(text(LogTest.readFile(path)) == "app.1  | bye\nsystem | app.1 exited\n")
+    }
+}

@@ -59,6 +59,9 @@ public final class LogMultiplexer: @unchecked Sendable {
     /// The multiplexer owns it from now on: it reads to EOF (0, or `EIO` on a pty) or error, prints
     /// the last partial line, `close`s the fd and then calls `onClose` — on the reader thread, after
     /// every byte of that fd has been written out, so `onClose` must be quick (hop to your own queue).
+    /// It may call back into the multiplexer (`system`, `attach`, `flush`, `shutdown` do not deadlock).
+    /// `isPTY` is informational: pipes and pty masters are read alike (0 and `EIO` both mean EOF;
+    /// a pty's `\r\n` is folded by the splitter).
     /// After ``shutdown()`` the fd is closed at once and `onClose` runs on the caller's thread.
     public func attach(fd: Int32, source: String, group: String, colorIndex: Int, isPTY: Bool = false,
                        onClose: @escaping @Sendable () -> Void = {}) {
@@ -132,7 +135,8 @@ public final class LogMultiplexer: @unchecked Sendable {
     public func flush() {
         inbox.condition.lock()
         defer { inbox.condition.unlock() }
-        guard !inbox.finished else { return }
+        // From an `onClose` (on the reader thread) everything read so far is already written.
+        guard !inbox.finished, !inbox.onReaderThread else { return }
         inbox.flushRequested += 1
         let ticket = inbox.flushRequested
         inbox.wake()
@@ -141,6 +145,7 @@ public final class LogMultiplexer: @unchecked Sendable {
 
     /// Stops the reader: reads what is already buffered in the fds (bounded), prints partial lines,
     /// closes every fd (calling its `onClose`), and returns when the thread is done. Idempotent.
+    /// Called from an `onClose` (the reader thread) it only requests the stop and returns.
     /// ``system(_:)`` and ``log(source:group:colorIndex:_:)`` keep working afterwards.
     public func shutdown() {
         inbox.condition.lock()
@@ -149,6 +154,8 @@ public final class LogMultiplexer: @unchecked Sendable {
             inbox.shutdownRequested = true
             inbox.wake()
         }
+        // From an `onClose` (on the reader thread): the loop stops right after its callbacks.
+        if inbox.onReaderThread { return }
         while !inbox.finished { inbox.condition.wait() }
     }
 }

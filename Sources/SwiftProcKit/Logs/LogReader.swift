@@ -27,6 +27,8 @@ final class LogInbox: @unchecked Sendable {
     var flushCompleted = 0
     var shutdownRequested = false
     var finished = false
+    /// The reader thread, so `flush`/`shutdown` called from an `onClose` on it do not wait for themselves.
+    var readerThread: pthread_t?
     /// Self-pipe: [0] polled by the reader, [1] written to wake it.
     let wakeRead: Int32
     let wakeWrite: Int32
@@ -46,6 +48,12 @@ final class LogInbox: @unchecked Sendable {
     deinit {
         close(wakeRead)
         close(wakeWrite)
+    }
+
+    /// Whether the caller is the reader thread. Call with `condition` held.
+    var onReaderThread: Bool {
+        guard let t = readerThread else { return false }
+        return pthread_equal(t, pthread_self()) != 0
     }
 
     /// Wakes the reader's `poll`. A full pipe (EAGAIN) already means "wake up".
@@ -114,6 +122,9 @@ final class LogReaderLoop: @unchecked Sendable {
     deinit { readBuffer.deallocate() }
 
     func run() {
+        inbox.condition.lock()
+        inbox.readerThread = pthread_self()
+        inbox.condition.unlock()
         rebuildPollSet()
         while true {
             let timeout = pollTimeout()

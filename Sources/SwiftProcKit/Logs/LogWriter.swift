@@ -7,11 +7,11 @@ import Foundation
 
 /// A thread-safe sink on a file descriptor (stdout, or the log file in daemon mode).
 ///
-/// - ``write(_:)-(UnsafeRawBufferPointer)`` hands a whole batch to the kernel with one `write(2)`
+/// - `write` hands a whole batch to the kernel with one `write(2)`
 ///   when it can (partial writes are continued, `EINTR` retried, `EAGAIN` on a non-blocking fd waits
 ///   for `POLLOUT`). Batches from different threads never interleave: a batch is written completely
 ///   under the writer's lock before the next one starts.
-/// - ``append(_:)-(UnsafeRawBufferPointer)`` + ``flush()`` buffer first, for callers that batch.
+/// - `append` + `flush()` buffer first, for callers that batch.
 /// - If the output blocks (a paused terminal, a full pipe), writers block — and so does the log
 ///   reader, which slows the children: the same back-pressure a child writing to that stdout would see.
 /// - `EPIPE` (nobody reads our stdout any more) and `EBADF` mark the writer broken: from then on output
