@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "swiftproc", targets: ["swiftproc"]),
         .executable(name: "toml-test-decoder", targets: ["toml-test-decoder"]),
+        .executable(name: "swiftproc-demo", targets: ["swiftproc-demo"]),
         .library(name: "TOML", targets: ["TOML"]),
         .library(name: "SwiftProcKit", targets: ["SwiftProcKit"]),
     ],
@@ -17,10 +18,12 @@ let package = Package(
         .target(name: "SwiftProcKit", dependencies: ["TOML"]),
         .executableTarget(name: "swiftproc", dependencies: ["SwiftProcKit"]),
         .executableTarget(name: "toml-test-decoder", dependencies: ["TOML"]),
+        // A tiny HTTP server to supervise in samples, end-to-end tests and benchmarks (no Ruby/Python needed).
+        .executableTarget(name: "swiftproc-demo"),
         .testTarget(name: "TOMLTests", dependencies: ["TOML"]),
         .testTarget(name: "SwiftProcKitTests", dependencies: ["SwiftProcKit"]),
         // Drives the built `swiftproc` binary; depending on the executable makes `swift test` build it.
-        .testTarget(name: "EndToEndTests", dependencies: ["swiftproc", "SwiftProcKit"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["swiftproc", "swiftproc-demo", "SwiftProcKit"]),
     ],
     swiftLanguageModes: [.v6]
 )
