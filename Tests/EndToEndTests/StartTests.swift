@@ -173,3 +173,56 @@ import Darwin
         #expect(pipe.stdout.text.contains("stdout-is-pipe"))
     }
 }
+
+/// `[deploy] release_command` and a Procfile's `release:`.
+@Suite(.serialized) struct ReleaseCommandTests {
+    @Test func failingReleaseCommandAbortsStartWithItsStatus() async throws {
+        let app = try makeApp(["fly.toml": """
+            [deploy]
+              release_command = "sh -c 'echo migrating; exit 3'"
+            [processes]
+              app = "echo app-started; exec sleep 1000"
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps"], in: app)
+        #expect(await sp.waitForExit() == 3, "\(sp.stdout.text)")
+        let out = sp.stdout.text
+        #expect(out.contains("release | migrating"), "\(out)")
+        #expect(out.contains("release command exited with status 3; not starting"))
+        #expect(!out.contains("app-started"))
+
+        let skipped = try SwiftProc(["start", "--no-color", "--skip-release"], in: app)
+        #expect(await skipped.waitFor("app-started"))
+        #expect(!skipped.stdout.text.contains("migrating"))
+        skipped.signal(SIGINT)
+        #expect(await skipped.waitForExit() == 0)
+    }
+
+    @Test func releaseRunsOnceWithFlysVariablesBeforeTheFormation() async throws {
+        let app = try makeApp(["Procfile": """
+            release: echo "release RELEASE_COMMAND=$RELEASE_COMMAND group=$FLY_PROCESS_GROUP"
+            web: echo web-started; exec sleep 1000
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps"], in: app)
+        #expect(await sp.waitFor("web-started"))
+        let out = sp.stdout.text
+        #expect(out.contains("release RELEASE_COMMAND=1 group=fly_app_release_command"))
+        let releaseAt = try #require(out.range(of: "release command succeeded"))
+        let webAt = try #require(out.range(of: "web.1 started"))
+        #expect(releaseAt.lowerBound < webAt.lowerBound)
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+
+    @Test func releaseCommandIsBoundedByItsTimeout() async throws {
+        let app = try makeApp(["fly.toml": """
+            [deploy]
+              release_command = "sleep 1000"
+              release_command_timeout = "1s"
+            [processes]
+              app = "exec sleep 1000"
+            """])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitForExit(timeout: 10) == 1)
+        #expect(sp.stdout.text.contains("release command timed out after 1s"))
+    }
+}

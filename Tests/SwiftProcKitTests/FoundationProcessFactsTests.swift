@@ -110,11 +110,3 @@ import Darwin
     }
 }
 
-/// A value shared with a callback thread.
-final class Locked<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: T
-    init(_ value: T) { self.value = value }
-    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
-    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
-}

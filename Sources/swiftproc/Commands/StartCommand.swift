@@ -28,6 +28,9 @@ enum StartCommand: Command {
     restart is immediate, then 1s, 2s, 4s… up to 30s; an instance that ran 10s starts over.
     Ctrl-C (or SIGTERM/SIGHUP) sends kill_signal (default SIGINT) to every process group, waits
     kill_timeout (default 5s), then SIGKILLs what is left; a second Ctrl-C kills at once.
+    A release command ([deploy] release_command, or a Procfile's release:) runs first, once, as
+    on Fly: with RELEASE_COMMAND=1, bounded by release_command_timeout; if it fails, start exits
+    with its status (--skip-release skips it).
     While it runs, `swiftproc scale|status|logs|restart|stop` talk to it from other terminals.
     """
     static let options: [Option] = [
@@ -37,6 +40,7 @@ enum StartCommand: Command {
         .flag("no-tty", nil, "Give children pipes instead of a pseudo-terminal."),
         .flag("no-color", nil, "Do not colour the output (also: NO_COLOR set, or stdout not a terminal)."),
         .flag("no-timestamps", nil, "Do not print the time on each line."),
+        .flag("skip-release", nil, "Do not run the release command ([deploy] release_command or Procfile release:)."),
         .flag("daemon", "d", "Detach; write logs to .swiftproc/swiftproc.log (follow with `swiftproc logs`)."),
         CommonOptions.socket,
         .value("log-lines", nil, "N", "Recent lines kept for `swiftproc logs` (default: 10000)."),
@@ -75,20 +79,33 @@ enum StartCommand: Command {
         }
 
         // Signals become messages to the supervisor. SIGHUP does not stop a daemon: it has no terminal.
+        let release = ReleasePhase()
         var shutdownSignals = [SIGINT, SIGTERM]
         if !isDaemonChild { shutdownSignals.append(SIGHUP) } else { signal(SIGHUP, SIG_IGN) }
         let sources = shutdownSignals.map { number in
             SignalSource(number) {
+                release.cancel()
                 Task { await supervisor.shutdown(reason: "\(Platform.signalName(number)) received") }
             }
         }
+        defer { withExtendedLifetime(sources) {} }
 
-        if let release = config.releaseCommand, !release.isEmpty {
-            logs.system("release command is not run by this version: \(release)")
+        if let command = config.releaseCommand, !command.isEmpty, !arguments.has("skip-release") {
+            let outcome = await release.run(command, plan: plan, timeout: DurationText.seconds(config.releaseCommandTimeout),
+                                            log: logs)
+            if outcome != .succeeded {
+                server.stop()
+                logs.flush()
+                logs.shutdown()
+                switch outcome {
+                case .failed(_, let status): return status
+                case .couldNotStart(let why): throw Failure("swiftproc start: the release command could not start: \(why)")
+                default: return 1
+                }
+            }
         }
         await supervisor.start()
         let status = await supervisor.waitUntilFinished()
-        withExtendedLifetime(sources) {}
         server.stop()
         logs.flush()
         logs.shutdown()

@@ -1,0 +1,111 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs fly.toml's `[deploy] release_command` (or a Procfile's `release:`) once before the
+/// formation starts, as Fly runs it in a temporary machine before a deploy: with the app's
+/// environment plus `RELEASE_COMMAND=1` and `FLY_PROCESS_GROUP=fly_app_release_command`, its
+/// output prefixed `release`, bounded by `release_command_timeout`.
+public final class ReleasePhase: @unchecked Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case succeeded
+        /// The command ended unsuccessfully; `status` is what `start` exits with.
+        case failed(Platform.Exit, status: Int32)
+        case timedOut
+        case cancelled
+        case couldNotStart(String)
+    }
+
+    private let lock = NSLock()
+    private var cancelled = false
+    private var pid: pid_t?
+
+    public init() {}
+
+    /// Runs `command` and waits for it. Output goes to `log` as `release` lines.
+    public func run(_ command: String, plan: SupervisorPlan, timeout: Double, log: any SupervisorLog) async -> Outcome {
+        var env = plan.environment
+        env["RELEASE_COMMAND"] = "1"
+        env["FLY_PROCESS_GROUP"] = "fly_app_release_command"
+        env["FLY_APP_NAME"] = plan.appName
+        env["FLY_MACHINE_ID"] = machineID(app: plan.appName, group: "fly_app_release_command", index: 1)
+        env["FLY_REGION"] = "local"
+        let child: SpawnedChild
+        do {
+            let spawner = try Spawner()
+            child = try spawner.spawn(SpawnRequest(command: command, environment: env, directory: plan.directory,
+                                                   usePTY: plan.groups.first?.usePTY ?? true,
+                                                   killSignal: plan.killSignal, killTimeout: plan.killTimeout),
+                                      onExit: { _, _ in })
+        } catch {
+            return .couldNotStart(String(describing: error))
+        }
+        let setPID: (pid_t?) -> Bool = { [self] p in lock.lock(); defer { lock.unlock() }; pid = p; return cancelled }
+        if setPID(child.pid) { Platform.signalGroup(child.pid, SIGKILL) }
+        let outputClosed = Locked(false)
+        log.attach(fd: child.outputFD, source: "release", group: "release", colorIndex: -1, isPTY: true,
+                   onClose: { outputClosed.set(true) })
+        log.system("running release command: \(command)")
+        let deadline = Platform.monotonicSeconds() + timeout
+        var exit: Platform.Exit?
+        while exit == nil {
+            exit = Platform.peekExit(child.pid)
+            if exit != nil { break }
+            if isCancelled {
+                Platform.signalGroup(child.pid, SIGKILL)
+                _ = setPID(nil)
+                return .cancelled
+            }
+            if Platform.monotonicSeconds() >= deadline {
+                Platform.signalGroup(child.pid, SIGKILL)
+                _ = setPID(nil)
+                log.system("release command timed out after \(formatSeconds(timeout)); not starting")
+                return .timedOut
+            }
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        // The watchdog and any leftovers of the release command go with it.
+        Platform.signalGroup(child.pid, SIGKILL)
+        _ = setPID(nil)
+        withExtendedLifetime(child.process) {}
+        // Its last lines come before the verdict.
+        let flushDeadline = Platform.monotonicSeconds() + 1
+        while !outputClosed.get() && Platform.monotonicSeconds() < flushDeadline {
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+        guard let exit, !exit.isSuccess else {
+            log.system("release command succeeded")
+            return .succeeded
+        }
+        let status: Int32
+        switch exit {
+        case .exited(let code): status = code
+        case .signaled(let sig): status = 128 + sig
+        }
+        log.system("release command \(exit.description); not starting")
+        return .failed(exit, status: status)
+    }
+
+    private var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
+
+    /// Stops a running release command (Ctrl-C during the release phase).
+    public func cancel() {
+        lock.lock()
+        cancelled = true
+        let p = pid
+        lock.unlock()
+        if let p { Platform.signalGroup(p, SIGKILL) }
+    }
+}
+
+/// A value shared with a callback on another thread.
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.lock(); defer { lock.unlock() }; return value }
+    func set(_ newValue: Value) { lock.lock(); value = newValue; lock.unlock() }
+}
