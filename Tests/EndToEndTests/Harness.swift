@@ -19,11 +19,11 @@ let swiftprocBinary: String = {
 }()
 
 /// Polls `condition` until it holds or `timeout` passes; the wait ends as soon as it holds.
-func eventually(timeout: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {
+func eventually(timeout: Double = 10, every interval: Double = 0.01, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if try await condition() { return true }
-        try? await Task.sleep(nanoseconds: 10_000_000)
+        try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
     }
     return try await condition()
 }
