@@ -156,7 +156,7 @@ public struct TOMLTable: Sendable, Equatable {
     /// Key to position in `entries`; only kept for tables with more than `linearLimit` keys
     /// (small tables are searched linearly, which is faster than hashing and saves memory).
     private var index: [String: Int] = [:]
-    private static let linearLimit = 8
+    private static let linearLimit = 16
 
     private func position(of key: String) -> Int? {
         if entries.count <= TOMLTable.linearLimit {

@@ -66,9 +66,16 @@ import Testing
         for _ in 0..<2000 {
             let n = Int.random(in: 0..<40, using: &rng)
             let bytes = (0..<n).map { _ in alphabet.randomElement(using: &rng)! }
-            _ = try? TOMLTable(parsing: bytes)
+            do {
+                _ = try TOMLTable(parsing: bytes)
+            } catch {
+                // Every error points inside the document.
+                let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).count
+                #expect(error.location.line >= 1 && error.location.line <= lines, "\(bytes)")
+                #expect(error.location.column >= 1 && error.location.column <= n + 1, "\(bytes)")
+                #expect(error.sourceLine != nil)
+            }
         }
-        #expect(Bool(true) == true)  // reaching here means no input crashed
     }
 
     @Test func tenMegabyteString() {
