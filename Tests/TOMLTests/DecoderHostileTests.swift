@@ -61,9 +61,9 @@ import Testing
     }
 
     @Test func randomBytesNeverCrash() {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix64(seed: 0x70_4D_4C)  // deterministic, so a failure reproduces
         let alphabet = Array("[]{}=\"'.,#\n\r\t abc123_-+:eExob\\uU".utf8) + [0, 0x7F, 0xC3, 0xA9, 0xFF]
-        for _ in 0..<2000 {
+        for _ in 0..<20_000 {
             let n = Int.random(in: 0..<40, using: &rng)
             let bytes = (0..<n).map { _ in alphabet.randomElement(using: &rng)! }
             do {
@@ -114,5 +114,18 @@ import Testing
         #expect(t["a"]?.arrayValue?.count == n)
         #expect(t["b"]?.tableValue?.count == n)
         #expect(t["b"]?.tableValue?.entry("k1")?.keyLocation == loc(2, 14))
+    }
+}
+
+/// A tiny seedable generator for reproducible fuzzing.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -127,6 +127,33 @@ import Testing
         #expect(e?.rendered(path: "fly.toml") == "fly.toml:22:10: expected '=' after key \"worker\"\n      worker \"bundle exec sidekiq\"\n             ^")
     }
 
+    @Test func mutatedFlyTomlNeverCrashes() {
+        var rng = SplitMix64(seed: 1234)
+        let original = Array(flyToml.utf8)
+        let alphabet = Array("[]{}=\"'.,#\n\r\t 0a_-+:\\".utf8) + [0, 0x7F, 0xC3, 0xFF]
+        var decoded = 0
+        for _ in 0..<3000 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                let i = Int.random(in: 0..<bytes.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes[i] = alphabet.randomElement(using: &rng)!
+                case 1: bytes.insert(alphabet.randomElement(using: &rng)!, at: i)
+                default: bytes.remove(at: i)
+                }
+            }
+            do {
+                _ = try TOMLTable(parsing: bytes)
+                decoded += 1
+            } catch {
+                let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).count
+                #expect(error.location.line >= 1 && error.location.line <= lines)
+                #expect(error.location.column >= 1)
+            }
+        }
+        #expect(decoded > 0 && decoded < 3000)
+    }
+
     @Test func duplicateProcessesTable() {
         let e = decodeError(flyToml + "\n[processes]\nweb = 'x'")
         #expect(e?.message == "table [processes] is defined twice (first defined at 20:1)")
