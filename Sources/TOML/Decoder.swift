@@ -13,6 +13,15 @@
 ///   stack overflow.
 /// - Locations are computed with a forward-only cursor (line, column in Unicode scalars), so
 ///   recording the position of every key and value costs O(document size) in total.
+///
+/// Choices the spec leaves open:
+/// - A CRLF inside a multi-line string is decoded as LF, so a value does not depend on how the
+///   file was checked out.
+/// - Fractional seconds keep their first 9 digits (nanoseconds); further digits are dropped.
+/// - A float literal too large for a Double (`1e400`) is an error, not infinity.
+/// - Locations: a table opened by a header is located at its `[`; an intermediate table of a
+///   header (`a` in `[a.b]`) at the first header that mentioned it, until `[a]` defines it; a
+///   table made by dotted keys at the start of the dotted key; an inline table at its `{`.
 
 extension TOMLTable {
     /// The deepest nesting of tables and arrays the decoder accepts (counting from the root table).
