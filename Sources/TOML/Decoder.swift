@@ -13,6 +13,15 @@
 ///   stack overflow.
 /// - Locations are computed with a forward-only cursor (line, column in Unicode scalars), so
 ///   recording the position of every key and value costs O(document size) in total.
+///
+/// Choices the spec leaves open:
+/// - A CRLF inside a multi-line string is decoded as LF, so a value does not depend on how the
+///   file was checked out.
+/// - Fractional seconds keep their first 9 digits (nanoseconds); further digits are dropped.
+/// - A float literal too large for a Double (`1e400`) is an error, not infinity.
+/// - Locations: a table opened by a header is located at its `[`; an intermediate table of a
+///   header (`a` in `[a.b]`) at the first header that mentioned it, until `[a]` defines it; a
+///   table made by dotted keys at the start of the dotted key; an inline table at its `{`.
 
 extension TOMLTable {
     /// The deepest nesting of tables and arrays the decoder accepts (counting from the root table).
@@ -98,7 +107,7 @@ struct Node {
     /// Number of entries/items that are child nodes.
     var childCount = 0
 
-    static let linearLimit = 12
+    static let linearLimit = 16
 
     func find(_ key: String) -> Int? {
         if entries.count <= Node.linearLimit {
@@ -278,6 +287,14 @@ struct Parser {
         var j = lineStart
         while j < end && b[j] != LF { j += 1 }
         if j > lineStart && b[j - 1] == CR { j -= 1 }
+        // Very long lines (minified data, a 1 MB run of brackets) are cut a little after the
+        // error, on a character boundary, so the caret display stays readable.
+        let cut = max(offset, lineStart) + 80
+        if j - lineStart > 1000 && cut < j {
+            var k = cut
+            while k > lineStart && b[k] & 0xC0 == 0x80 { k -= 1 }
+            return TOMLError(message, at: location, sourceLine: str(lineStart, k) + " …")
+        }
         return TOMLError(message, at: location, sourceLine: str(lineStart, j))
     }
 
@@ -606,6 +623,11 @@ struct Parser {
 
     // MARK: Headers
 
+    /// The header just parsed, for messages: `[a.b]` or `[[a.b]]`.
+    func headerName(_ isArray: Bool) -> String {
+        isArray ? "[[\(keyText())]]" : "[\(keyText())]"
+    }
+
     mutating func parseHeader() throws(TOMLError) -> Int {
         let open = p
         let isArray = at(p + 1) == LBRACKET
@@ -622,7 +644,6 @@ struct Parser {
             }
             p += 1
         }
-        let name = isArray ? "[[\(keyText())]]" : "[\(keyText())]"
         let headerLocation = loc(open)
         var t = 0
         for i in 0..<(keys.count - 1) {
@@ -637,12 +658,12 @@ struct Parser {
                     case .tableArray:
                         if let last = nodes[n].items.last, case .node(let m) = Slot(last) { t = m; continue }
                     case .inlineTable:
-                        throw err("\(name) cannot add to inline table \(displayKey(i + 1)) (defined at \(e.valueLocation)); inline tables cannot be extended", seg.offset)
+                        throw err("\(headerName(isArray)) cannot add to inline table \(displayKey(i + 1)) (defined at \(e.valueLocation)); inline tables cannot be extended", seg.offset)
                     case .staticArray:
                         break
                     }
                 }
-                throw err("\(name) cannot be defined: key \(displayKey(i + 1)) is already \(kindName(e.slot)) (defined at \(e.keyLocation))", seg.offset)
+                throw err("\(headerName(isArray)) cannot be defined: key \(displayKey(i + 1)) is already \(kindName(e.slot)) (defined at \(e.keyLocation))", seg.offset)
             }
             let n = try newNode(.implicitTable, depth: nodes[t].depth + 1, location: headerLocation, at: seg.offset)
             insert(t, seg.name, .node(n), loc(seg.offset), headerLocation)
@@ -659,20 +680,20 @@ struct Parser {
                     nodes[t].entries[ei].valueLocation = headerLocation
                     return n
                 case .explicitTable where !isArray:
-                    throw err("table \(name) is defined twice (first defined at \(nodes[n].location))", open)
+                    throw err("table \(headerName(isArray)) is defined twice (first defined at \(nodes[n].location))", open)
                 case .dottedTable where !isArray:
-                    throw err("table \(name) was already defined by dotted keys at \(e.keyLocation)", open)
+                    throw err("table \(headerName(isArray)) was already defined by dotted keys at \(e.keyLocation)", open)
                 case .tableArray where isArray:
                     let elem = try newNode(.explicitTable, depth: nodes[n].depth + 1, location: headerLocation, at: open)
                     appendItem(n, .node(elem))
                     return elem
                 case .tableArray:
-                    throw err("table \(name) conflicts with the array of tables [[\(keyText())]] defined at \(e.valueLocation)", open)
+                    throw err("table \(headerName(isArray)) conflicts with the array of tables [[\(keyText())]] defined at \(e.valueLocation)", open)
                 default:
                     break
                 }
             }
-            throw err("\(name) cannot be defined: key \(displayKey()) is already \(kindName(e.slot)) (defined at \(e.keyLocation))", open)
+            throw err("\(headerName(isArray)) cannot be defined: key \(displayKey()) is already \(kindName(e.slot)) (defined at \(e.keyLocation))", open)
         }
         let keyLocation = loc(last.offset)
         if isArray {

@@ -153,7 +153,18 @@ public struct TOMLTable: Sendable, Equatable {
 
     /// Entries in document order.
     public private(set) var entries: [Entry] = []
+    /// Key to position in `entries`; only kept for tables with more than `linearLimit` keys
+    /// (small tables are searched linearly, which is faster than hashing and saves memory).
     private var index: [String: Int] = [:]
+    private static let linearLimit = 16
+
+    private func position(of key: String) -> Int? {
+        if entries.count <= TOMLTable.linearLimit {
+            for i in entries.indices where entries[i].key == key { return i }
+            return nil
+        }
+        return index[key]
+    }
     /// Where the table itself was opened (its `[header]`, `{`, or the first key of a dotted key);
     /// `nil` for the root table.
     public var location: SourceLocation?
@@ -166,8 +177,10 @@ public struct TOMLTable: Sendable, Equatable {
     init(location: SourceLocation?, uniqueEntries: [Entry]) {
         self.location = location
         self.entries = uniqueEntries
-        index.reserveCapacity(uniqueEntries.count)
-        for i in uniqueEntries.indices { index[uniqueEntries[i].key] = i }
+        if uniqueEntries.count > TOMLTable.linearLimit {
+            index.reserveCapacity(uniqueEntries.count)
+            for i in uniqueEntries.indices { index[uniqueEntries[i].key] = i }
+        }
     }
 
     public var keys: [String] { entries.map(\.key) }
@@ -175,23 +188,27 @@ public struct TOMLTable: Sendable, Equatable {
     public var isEmpty: Bool { entries.isEmpty }
 
     public subscript(key: String) -> TOMLValue? {
-        guard let i = index[key] else { return nil }
+        guard let i = position(of: key) else { return nil }
         return entries[i].value
     }
 
     /// The entry for `key`, with its locations.
     public func entry(_ key: String) -> Entry? {
-        guard let i = index[key] else { return nil }
+        guard let i = position(of: key) else { return nil }
         return entries[i]
     }
 
     /// Sets `key`, appending it if new (keeping its first position if it already exists).
     public mutating func set(_ value: TOMLValue, for key: String, keyLocation: SourceLocation, valueLocation: SourceLocation) {
-        if let i = index[key] {
+        if let i = position(of: key) {
             entries[i].value = value
-        } else {
-            index[key] = entries.count
-            entries.append(Entry(key: key, value: value, keyLocation: keyLocation, valueLocation: valueLocation))
+            return
+        }
+        entries.append(Entry(key: key, value: value, keyLocation: keyLocation, valueLocation: valueLocation))
+        if entries.count == TOMLTable.linearLimit + 1 {
+            for i in entries.indices { index[entries[i].key] = i }
+        } else if entries.count > TOMLTable.linearLimit {
+            index[key] = entries.count - 1
         }
     }
 
