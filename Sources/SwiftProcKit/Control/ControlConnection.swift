@@ -21,7 +21,6 @@ final class ControlConnection: @unchecked Sendable {
     }
 
     let fd: Int32
-    private unowned(unsafe) let server: ControlServer
     private let service: any ControlService
     private let options: ControlServer.Options
     private let lock = NSLock()
@@ -30,7 +29,6 @@ final class ControlConnection: @unchecked Sendable {
 
     init(fd: Int32, server: ControlServer) {
         self.fd = fd
-        self.server = server
         self.service = server.service
         self.options = server.options
     }

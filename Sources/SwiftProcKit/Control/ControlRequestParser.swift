@@ -61,7 +61,11 @@ enum ControlRequestParser {
         case is Bool.Type: return "true or false"
         case is String.Type: return "a string"
         case is [String].Type: return "a list of strings"
-        default: return "\(type)"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array") { return "a list of strings" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return name
         }
     }
 }

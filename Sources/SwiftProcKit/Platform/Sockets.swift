@@ -295,7 +295,8 @@ enum Sockets {
     static func identity(of path: String) -> (device: UInt64, inode: UInt64, isSocket: Bool)? {
         var info = stat()
         guard lstat(path, &info) == 0 else { return nil }
-        return (UInt64(info.st_dev), UInt64(info.st_ino), (info.st_mode & S_IFMT) == S_IFSOCK)
+        return (UInt64(truncatingIfNeeded: info.st_dev), UInt64(truncatingIfNeeded: info.st_ino),
+                (info.st_mode & S_IFMT) == S_IFSOCK)
     }
 
     static var effectiveUID: uid_t { geteuid() }
