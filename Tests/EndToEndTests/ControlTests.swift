@@ -182,3 +182,30 @@ import Darwin
         #expect(await eventually { kill(supervisor, 0) != 0 && pids.allSatisfy { kill($0, 0) != 0 } })
     }
 }
+
+/// A `logs` follower that stops reading must not slow the supervisor or lose its place.
+@Suite(.serialized) struct SlowFollowerTests {
+    @Test func stoppedFollowerDoesNotStallTheSupervisor() async throws {
+        let app = try makeApp(["Procfile": """
+            burst: echo waiting; while [ ! -e go ]; do sleep 0.05; done; awk 'BEGIN { for (i = 1; i <= 200000; i++) print "n " i }'; while [ ! -e go2 ]; do sleep 0.05; done; echo after-resume; exec sleep 1000
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps", "--no-tty"], in: app)
+        #expect(await sp.waitFor("burst.1 | waiting"))
+        let follower = try SwiftProc(["logs", "-n", "1", "--no-timestamps", "--no-color"], in: app)
+        // The backlog line arrives only after the follower is subscribed.
+        #expect(await follower.waitFor("burst.1 | waiting"))
+        follower.signal(SIGSTOP)
+        try Data().write(to: app.appendingPathComponent("go"))
+        let last = Array("burst.1 | n 200000\n".utf8)
+        let supervisorKeptUp = await eventually(timeout: 60, every: 0.1) { sp.stdout.data.firstRange(of: last) != nil }
+        #expect(supervisorKeptUp, "the supervisor's own output stalled behind a stopped client")
+        follower.signal(SIGCONT)
+        #expect(await follower.waitFor("lines dropped]", timeout: 30), "it was skipped ahead, with a marker")
+        try Data().write(to: app.appendingPathComponent("go2"))
+        #expect(await follower.waitFor("burst.1 | after-resume", timeout: 10), "and then follows live lines again")
+        follower.signal(SIGINT)
+        _ = await follower.waitForExit()
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+}
