@@ -161,6 +161,31 @@ import Darwin
         #expect(await sp.waitForExit() == 0)
     }
 
+    /// `start -d` inside a real terminal session (util-linux `script` gives it a pty as its
+    /// controlling terminal); the terminal goes away when `start -d` returns.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+    func daemonSurvivesTheTerminalThatStartedIt() async throws {
+        let app = try makeApp(["fly.toml": Self.fly])
+        let term = Process()
+        term.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        term.arguments = ["-qec", "'\(swiftprocBinary)' start -d", "/dev/null"]
+        term.currentDirectoryURL = app
+        term.standardInput = FileHandle.nullDevice
+        term.standardOutput = FileHandle.nullDevice
+        term.standardError = FileHandle.nullDevice
+        try term.run()
+        #expect(await eventually(timeout: 30) { !term.isRunning })
+        #expect(term.terminationStatus == 0)
+        // The terminal is gone; give a hangup time to land, then the supervisor must still answer.
+        let snap = try await status(app)
+        let supervisor = snap.pid
+        #expect(!(await eventually(timeout: 1) { kill(supervisor, 0) != 0 }), "the daemon died with its terminal")
+        #expect(try await status(app).instances.allSatisfy { $0.state == "running" })
+        let stop = try await runSwiftProc(["stop"], in: app)
+        #expect(stop.status == 0, "\(stop.err)")
+        #expect(await eventually { kill(supervisor, 0) != 0 })
+    }
+
     @Test func daemonModeDetachesAndStopEndsIt() async throws {
         let app = try makeApp(["fly.toml": Self.fly])
         let start = try await runSwiftProc(["start", "-d"], in: app)
