@@ -13,6 +13,8 @@ final class Instance {
         case stopping
         case exited(Platform.Exit)
         case failed
+        /// Stopped by auto-stop for want of connections; auto-start brings it back.
+        case stoppedIdle
     }
 
     let group: String
@@ -42,6 +44,8 @@ final class Instance {
     var wanted = true
     /// The kill signal escalated to SIGKILL because the timeout passed.
     var killedHard = false
+    /// Being stopped by auto-stop: its exit becomes `stoppedIdle`, not a restart.
+    var stoppingForIdle = false
     var pendingRestart: Task<Void, Never>?
     /// Resumed when the current process has exited and been cleaned up.
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -77,6 +81,7 @@ final class Instance {
             case .signaled(let sig): return ("exited", Platform.signalName(sig))
             }
         case .failed: return ("failed", nil)
+        case .stoppedIdle: return ("stopped", "idle")
         }
     }
 }

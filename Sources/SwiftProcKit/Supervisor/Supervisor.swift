@@ -45,6 +45,9 @@ public actor Supervisor {
     /// SIGCHLD is how exits are noticed: Foundation's own notification waits for every process
     /// that inherited the child's fds, which includes the watchdog loop in the child's group.
     private var childSignal: SignalSource?
+    /// One per service: the pool of instances its proxy spreads connections over.
+    private let routes: [Route]
+    private var idleWatch: Task<Void, Never>?
 
     public init(plan: SupervisorPlan, log: any SupervisorLog) throws(SpawnError) {
         self.plan = plan
@@ -58,6 +61,93 @@ public actor Supervisor {
         }
         self.desired = desired
         self.groupOrder = order
+        self.routes = plan.services.map { Route(service: $0, pool: BackendPool(concurrency: $0.concurrency)) }
+    }
+
+    // MARK: - Proxies
+
+    /// A service's proxy and pool. The pool is fed by instance lifecycle: added when started,
+    /// drained before a stop, removed at exit.
+    final class Route: @unchecked Sendable {
+        let service: SupervisorPlan.Service
+        let pool: BackendPool
+        var proxy: TCPProxy?
+
+        init(service: SupervisorPlan.Service, pool: BackendPool) {
+            self.service = service
+            self.pool = pool
+        }
+    }
+
+    private func routes(serving group: String) -> [Route] {
+        routes.filter { $0.service.groups.contains(group) }
+    }
+
+    /// Opens every service's proxy on 127.0.0.1. Call before ``start()``, so a port in use is
+    /// reported before anything is spawned. Returns one line per proxy for the user.
+    public func openProxies() throws -> [String] {
+        var lines: [String] = []
+        for (i, route) in routes.enumerated() {
+            guard let port = route.service.listenPort else { continue }
+            let proxy = TCPProxy(port: port, pool: route.pool, waitForBackend: plan.proxyWait,
+                                 onNoBackend: { [weak self] in Task { await self?.connectionWaiting(route: i) } },
+                                 httpErrors: route.service.isHTTP)
+            do {
+                try proxy.start()
+            } catch {
+                routes.forEach { $0.proxy?.stop() }
+                throw error
+            }
+            route.proxy = proxy
+            lines.append("\(route.service.name): proxy on 127.0.0.1:\(proxy.boundPort) → \(route.service.groups.joined(separator: ", "))")
+        }
+        return lines
+    }
+
+    /// The port a service's proxy listens on (0 when it has none).
+    public func proxyPort(service index: Int) -> Int { routes[index].proxy?.boundPort ?? 0 }
+
+    /// A client waits at a proxy with no instance to take it: start an idle-stopped one.
+    private func connectionWaiting(route index: Int) {
+        let route = routes[index]
+        guard route.service.autoStart, !shuttingDown else { return }
+        let candidates = instances.filter { route.service.groups.contains($0.group) && $0.wanted }
+        if candidates.contains(where: { $0.state == .running || $0.state == .starting }) { return }
+        guard let inst = candidates.first(where: { $0.state == .stoppedIdle }) else { return }
+        log.system("\(inst.name) starting: a connection is waiting at \(route.service.name)")
+        launch(inst)
+    }
+
+    /// Auto-stop: instances of an `auto_stop_machines` service with no connection for the idle
+    /// timeout are stopped, down to `min_machines_running`, highest index first.
+    private func stopIdleInstances() {
+        guard !shuttingDown else { return }
+        for route in routes where route.service.autoStop {
+            let running = instances.filter {
+                route.service.groups.contains($0.group) && $0.wanted && $0.state == .running && !$0.stoppingForIdle
+            }.sorted { $0.index > $1.index }
+            var left = running.count
+            for inst in running where left > route.service.minRunning {
+                guard route.pool.openConnections(inst.name) == 0,
+                      let idle = route.pool.idleSeconds(inst.name), idle >= plan.idleTimeout else { continue }
+                left -= 1
+                inst.stoppingForIdle = true
+                log.system("\(inst.name) has had no connections for \(formatSeconds(plan.idleTimeout.rounded())) — stopping it (auto_stop_machines)")
+                let name = inst.name
+                Task { await self.stop(name, drain: false) }
+            }
+        }
+    }
+
+    private func startIdleWatch() {
+        guard routes.contains(where: { $0.service.autoStop }) else { return }
+        let every = min(max(plan.idleTimeout / 4, 0.05), 30)
+        idleWatch = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(every * 1e9))
+                await self?.stopIdleInstances()
+            }
+        }
     }
 
     // MARK: - Starting
@@ -81,6 +171,7 @@ public actor Supervisor {
                 launch(addInstance(group: group.name, index: index))
             }
         }
+        startIdleWatch()
     }
 
     private func groupPlan(_ name: String) -> SupervisorPlan.Group? {
@@ -127,7 +218,9 @@ public actor Supervisor {
             inst.pid = child.pid
             inst.exitSeen = false
             inst.killedHard = false
+            inst.stoppingForIdle = false
             inst.set(.running)
+            for route in routes(serving: inst.group) { route.pool.add(id: inst.name, port: inst.port) }
             log.attach(fd: child.outputFD, source: inst.name, group: inst.group, colorIndex: inst.colorIndex,
                        isPTY: group.usePTY, onClose: {})
             log.system("\(inst.name) started (pid \(child.pid), port \(inst.port))")
@@ -162,6 +255,7 @@ public actor Supervisor {
         guard let pid = inst.pid else { return }
         inst.exitSeen = true
         inst.pid = nil
+        for route in routes(serving: inst.group) { route.pool.remove(inst.name) }
         // The program is gone; whatever it left in its group (the watchdog, orphans) goes too,
         // so Foundation's reaping and the output's EOF follow promptly.
         Platform.signalGroup(pid, SIGKILL)
@@ -183,6 +277,12 @@ public actor Supervisor {
     /// Applies the restart policy to an instance whose process ended (or never started).
     private func afterExit(_ inst: Instance, _ exit: Platform.Exit, announce: Bool) {
         let what = "\(inst.name) \(describe(exit))"
+        if inst.stoppingForIdle && inst.wanted && !shuttingDown {
+            inst.stoppingForIdle = false
+            inst.set(.stoppedIdle)
+            if announce { log.system("\(what) — stopped (idle)") }
+            return
+        }
         if shuttingDown || !inst.wanted {
             inst.set(.exited(exit))
             if announce { log.system(what) }
@@ -243,15 +343,21 @@ public actor Supervisor {
     private func instance(_ name: String) -> Instance? { instances.first { $0.name == name } }
 
     /// Stops one instance: its kill signal to the whole process group, SIGKILL after the timeout.
-    private func stop(_ name: String) async {
+    /// With `drain`, it first leaves its services' rotation and its open connections get up to
+    /// `kill_timeout` to finish, as Fly drains a machine.
+    private func stop(_ name: String, drain: Bool = true) async {
         guard let inst = instance(name) else { return }
         inst.pendingRestart?.cancel()
         inst.pendingRestart = nil
-        guard let pid = inst.pid, !inst.exitSeen else {
+        guard inst.pid != nil, !inst.exitSeen else {
             if case .backingOff = inst.state { inst.set(.exited(.exited(0))) }
             return
         }
         inst.set(.stopping)
+        if drain {
+            for route in routes(serving: inst.group) { await route.pool.drain(name, timeout: plan.killTimeout) }
+        }
+        guard let pid = inst.pid, !inst.exitSeen else { return }
         Platform.signalGroup(pid, plan.killSignal)
         let generation = inst.generation
         let timeout = plan.killTimeout
@@ -289,13 +395,16 @@ public actor Supervisor {
             return
         }
         shuttingDown = true
+        idleWatch?.cancel()
+        // No new connections; open ones end with their instances.
+        for route in routes { route.proxy?.stop() }
         let running = instances.filter { $0.pid != nil && !$0.exitSeen }
         var words = reason.map { [$0] } ?? []
         if !running.isEmpty { words.append("sending \(Platform.signalName(plan.killSignal)) to all processes") }
         if !words.isEmpty { log.system(words.joined(separator: " — ")) }
         await withTaskGroup(of: Void.self) { tasks in
             for name in instances.map(\.name) {
-                tasks.addTask { await self.stop(name) }
+                tasks.addTask { await self.stop(name, drain: false) }
             }
         }
         // Foundation reaps once a group's last member is gone; give stragglers a moment.

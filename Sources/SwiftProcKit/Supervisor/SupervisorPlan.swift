@@ -51,6 +51,37 @@ public struct SupervisorPlan: Sendable {
         }
     }
 
+    /// A port Fly's proxy would serve (`[http_service]`, or a `[[services]]` entry): locally, a
+    /// proxy on 127.0.0.1 spreading connections over the instances of `groups`.
+    public struct Service: Sendable {
+        /// `http_service` or `services[N]`, for messages.
+        public var name: String
+        public var groups: [String]
+        /// Where the local proxy listens; nil when it is switched off (`--no-proxy`).
+        public var listenPort: Int?
+        public var concurrency: ProxyConcurrency?
+        /// `auto_stop_machines`: stop instances with no connection for `SupervisorPlan.idleTimeout`.
+        public var autoStop: Bool
+        /// `auto_start_machines`: a waiting connection starts an idle-stopped instance.
+        public var autoStart: Bool
+        /// `min_machines_running`: auto-stop never goes below this many running instances.
+        public var minRunning: Int
+        /// Answer a connection that found no instance with an HTTP 503.
+        public var isHTTP: Bool
+
+        public init(name: String, groups: [String], listenPort: Int?, concurrency: ProxyConcurrency? = nil,
+                    autoStop: Bool = false, autoStart: Bool = true, minRunning: Int = 0, isHTTP: Bool = true) {
+            self.name = name
+            self.groups = groups
+            self.listenPort = listenPort
+            self.concurrency = concurrency
+            self.autoStop = autoStop
+            self.autoStart = autoStart
+            self.minRunning = minRunning
+            self.isHTTP = isHTTP
+        }
+    }
+
     public var appName: String
     /// The app's directory: children's working directory, home of `.swiftproc/`.
     public var directory: URL
@@ -68,6 +99,11 @@ public struct SupervisorPlan: Sendable {
     public var backoff: Backoff
     /// Where leftover process groups are recorded (`.swiftproc/children`), or nil for none.
     public var stateFile: URL?
+    /// Services to proxy, and how long an instance may go without connections before auto-stop.
+    public var services: [Service] = []
+    public var idleTimeout: Double = 300
+    /// How long a connection waits for an instance before it is refused.
+    public var proxyWait: Double = 30
 
     /// Restart delays: the first restart is immediate, then `initial` doubling up to `maximum`;
     /// an instance that ran `resetAfter` seconds starts the count again.
@@ -94,7 +130,7 @@ public struct SupervisorPlan: Sendable {
 
     public init(appName: String, directory: URL, groups: [Group], environment: [String: String],
                 killSignal: Int32 = SIGINT, killTimeout: Double = 5, stopWhenAnyExits: Bool = false,
-                backoff: Backoff = .standard, stateFile: URL? = nil) {
+                backoff: Backoff = .standard, stateFile: URL? = nil, services: [Service] = [], idleTimeout: Double = 300) {
         self.appName = appName
         self.directory = directory
         self.groups = groups
@@ -104,6 +140,8 @@ public struct SupervisorPlan: Sendable {
         self.stopWhenAnyExits = stopWhenAnyExits
         self.backoff = backoff
         self.stateFile = stateFile
+        self.services = services
+        self.idleTimeout = idleTimeout
     }
 }
 

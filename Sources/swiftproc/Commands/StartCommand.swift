@@ -28,6 +28,12 @@ enum StartCommand: Command {
     restart is immediate, then 1s, 2s, 4s… up to 30s; an instance that ran 10s starts over.
     Ctrl-C (or SIGTERM/SIGHUP) sends kill_signal (default SIGINT) to every process group, waits
     kill_timeout (default 5s), then SIGKILLs what is left; a second Ctrl-C kills at once.
+    With [http_service] (or [[services]] with an internal_port), a proxy listens on
+    127.0.0.1:internal_port and spreads connections over the running, healthy instances of the
+    groups it names, each listening on its own $PORT — as Fly's proxy does in front of machines.
+    Scale-downs and restarts drain an instance first; auto_stop_machines stops instances idle
+    for --idle-timeout, and a waiting connection starts one again.
+
     A release command ([deploy] release_command, or a Procfile's release:) runs first, once, as
     on Fly: with RELEASE_COMMAND=1, bounded by release_command_timeout; if it fails, start exits
     with its status (--skip-release skips it).
@@ -40,6 +46,9 @@ enum StartCommand: Command {
         .flag("no-tty", nil, "Give children pipes instead of a pseudo-terminal."),
         .flag("no-color", nil, "Do not colour the output (also: NO_COLOR set, or stdout not a terminal)."),
         .flag("no-timestamps", nil, "Do not print the time on each line."),
+        .flag("no-proxy", nil, "Do not listen on the services' internal_port (no local proxy)."),
+        .value("proxy-port", nil, "PORT", "Listen for [http_service] on PORT instead of its internal_port."),
+        .value("idle-timeout", nil, "DURATION", "With auto_stop_machines: stop instances idle this long (default: 5m)."),
         .flag("skip-release", nil, "Do not run the release command ([deploy] release_command or Procfile release:)."),
         .flag("daemon", "d", "Detach; write logs to .swiftproc/swiftproc.log (follow with `swiftproc logs`)."),
         CommonOptions.socket,
@@ -76,6 +85,16 @@ enum StartCommand: Command {
             try server.start()
         } catch {
             throw Failure("swiftproc start: \(error)")
+        }
+
+        // The proxies next, so a port in use stops us before anything runs.
+        do {
+            for line in try await supervisor.openProxies() { logs.system(line) }
+        } catch {
+            server.stop()
+            logs.flush()
+            logs.shutdown()
+            throw Failure("swiftproc start: \(error) — or use --proxy-port PORT or --no-proxy")
         }
 
         // Signals become messages to the supervisor. SIGHUP does not stop a daemon: it has no terminal.
@@ -132,12 +151,48 @@ enum StartCommand: Command {
                                         usePTY: usePTY)
         }
         let directory = URL(fileURLWithPath: config.directory)
+        var idleTimeout = 300.0
+        if let text = arguments.value("idle-timeout") {
+            guard let d = DurationText.parse(text) ?? Int(text).map({ Duration.seconds($0) }), DurationText.seconds(d) > 0 else {
+                throw UsageError(message: "--idle-timeout needs a duration like 30s or 5m, not \"\(text)\"", command: name)
+            }
+            idleTimeout = DurationText.seconds(d)
+        }
+        var proxyPort: Int?
+        if let text = arguments.value("proxy-port") {
+            guard let p = Int(text), (0...65535).contains(p) else {
+                throw UsageError(message: "--proxy-port needs a port number, not \"\(text)\"", command: name)
+            }
+            proxyPort = p
+        }
         let environment = config.environment(inheriting: ProcessInfo.processInfo.environment)
         return SupervisorPlan(appName: config.appName ?? directory.lastPathComponent, directory: directory,
                               groups: groups, environment: environment, killSignal: config.killSignal.number,
                               killTimeout: DurationText.seconds(config.killTimeout),
                               stopWhenAnyExits: arguments.has("no-restart"),
-                              stateFile: directory.appendingPathComponent(".swiftproc/children"))
+                              stateFile: directory.appendingPathComponent(".swiftproc/children"),
+                              services: services(config, proxy: !arguments.has("no-proxy"), port: proxyPort),
+                              idleTimeout: idleTimeout)
+    }
+
+    /// The services Fly's proxy would serve: `[http_service]` and each `[[services]]` entry.
+    /// `--proxy-port` moves the http service's (else the first service's) listening port.
+    static func services(_ config: AppConfig, proxy: Bool, port override: Int?) -> [SupervisorPlan.Service] {
+        var out: [SupervisorPlan.Service] = []
+        if let h = config.httpService {
+            out.append(.init(name: "http_service", groups: h.processes, listenPort: h.internalPort,
+                             concurrency: h.concurrency.map(ProxyConcurrency.init), autoStop: h.autoStopMachines != .off,
+                             autoStart: h.autoStartMachines, minRunning: h.minMachinesRunning, isHTTP: true))
+        }
+        for (i, svc) in config.services.enumerated() {
+            let http = svc.ports.contains { $0.handlers.contains("http") }
+            out.append(.init(name: "services[\(i)]", groups: svc.processes, listenPort: svc.internalPort,
+                             concurrency: svc.concurrency.map(ProxyConcurrency.init), autoStop: svc.autoStopMachines != .off,
+                             autoStart: svc.autoStartMachines, minRunning: svc.minMachinesRunning, isHTTP: http))
+        }
+        if let override, !out.isEmpty { out[0].listenPort = override }
+        if !proxy { for i in out.indices { out[i].listenPort = nil } }
+        return out
     }
 }
 
