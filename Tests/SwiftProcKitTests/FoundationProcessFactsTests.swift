@@ -108,5 +108,16 @@ import Darwin
         #expect(String(decoding: bytes, as: UTF8.self) == "tty\na\n")
         #expect(lastErrno == EIO)
     }
-}
 
+    /// Dispositions set to SIG_IGN are inherited across exec; a source's own handler is not.
+    @Test func signalSourcesNeverLeaveTheSignalIgnoredForChildren() throws {
+        let source = SignalSource(SIGUSR2) {}
+        #expect(!Platform.isIgnored(SIGUSR2), "a child spawned now would ignore SIGUSR2 for life")
+        let p = sleeper()
+        try Platform.runWithCleanSignalMask(p)
+        defer { kill(p.processIdentifier, SIGKILL) }
+        let ignored = UInt64(statusField(p.processIdentifier, "SigIgn") ?? "", radix: 16) ?? 0
+        #expect(ignored & (1 << UInt64(SIGUSR2 - 1)) == 0)
+        withExtendedLifetime(source) {}
+    }
+}

@@ -8,8 +8,9 @@ import Darwin
 #endif
 
 /// Polls `condition` until it holds or `timeout` seconds pass. Never a bare sleep: the wait ends
-/// as soon as the condition is met.
-func eventually(timeout: Double = 5, _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// as soon as the condition is met. The default deadline is generous because CPU-heavy tests
+/// running in parallel can hold both cooperative threads (and so this poll) for seconds.
+func eventually(timeout: Double = 20, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if try await condition() { return true }

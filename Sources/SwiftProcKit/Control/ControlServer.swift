@@ -219,7 +219,7 @@ public final class ControlServer: @unchecked Sendable {
         Sockets.close(fd)
         switch result {
         case 0:
-            let client = ControlClient(path: path, timeout: 2)
+            let client = ControlClient(path: path, timeout: 5)
             let pid = (try? client.send(ControlRequest(command: .status)))?.status?.pid
             throw .alreadyRunning(path: path, pid: pid)
         case ECONNREFUSED, ENOENT:

@@ -100,7 +100,24 @@ public enum Platform {
     /// EPIPE instead of killing swiftproc. A handler (unlike `SIG_IGN`) is reset at exec, so
     /// children still get the default SIGPIPE behaviour (`yes | head` ends quietly).
     public static func survivePipeErrors() {
-        signal(SIGPIPE) { _ in }
+        catchWithoutAction(SIGPIPE)
+    }
+
+    /// Catches `signal` with a handler that does nothing: swiftproc survives it, and — unlike
+    /// `SIG_IGN`, which is inherited across exec — children still get the default action.
+    public static func catchWithoutAction(_ number: Int32) {
+        signal(number) { _ in }
+    }
+
+    /// Whether `signal` is currently ignored (`SIG_IGN`) by this process — and so by every child it spawns.
+    public static func isIgnored(_ number: Int32) -> Bool {
+        var current = sigaction()
+        guard sigaction(number, nil, &current) == 0 else { return false }
+        #if os(Linux)
+        return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == 1
+        #else
+        return unsafeBitCast(current.__sigaction_u.__sa_handler, to: Int.self) == 1
+        #endif
     }
 
     public static func setCloseOnExec(_ fd: Int32) {

@@ -15,7 +15,10 @@ public final class SignalSource: @unchecked Sendable {
 
     public init(_ number: Int32, handler: @escaping @Sendable () -> Void) {
         // A signal with a source must not also run its default action (termination for INT/TERM/HUP).
-        if number != SIGCHLD { _ = signal(number, SIG_IGN) }
+        // Not SIG_IGN: libdispatch installs its own handler only later, on its manager thread, and
+        // a child spawned before that would inherit SIG_IGN across exec and ignore Ctrl-C for
+        // life. A handler is reset to the default in children at exec.
+        if number != SIGCHLD { Platform.catchWithoutAction(number) }
         source = DispatchSource.makeSignalSource(signal: number, queue: DispatchQueue(label: "swiftproc.signal.\(number)"))
         source.setEventHandler(handler: handler)
         source.resume()

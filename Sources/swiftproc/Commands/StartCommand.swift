@@ -100,7 +100,7 @@ enum StartCommand: Command {
         // Signals become messages to the supervisor. SIGHUP does not stop a daemon: it has no terminal.
         let release = ReleasePhase()
         var shutdownSignals = [SIGINT, SIGTERM]
-        if !isDaemonChild { shutdownSignals.append(SIGHUP) } else { signal(SIGHUP, SIG_IGN) }
+        if !isDaemonChild { shutdownSignals.append(SIGHUP) } else { Platform.catchWithoutAction(SIGHUP) }
         let sources = shutdownSignals.map { number in
             SignalSource(number) {
                 release.cancel()
