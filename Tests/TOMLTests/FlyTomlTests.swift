@@ -132,7 +132,8 @@ import Testing
         let original = Array(flyToml.utf8)
         let alphabet = Array("[]{}=\"'.,#\n\r\t 0a_-+:\\".utf8) + [0, 0x7F, 0xC3, 0xFF]
         var decoded = 0
-        for _ in 0..<3000 {
+        var misplaced: [[UInt8]] = []
+        for _ in 0..<1000 {
             var bytes = original
             for _ in 0..<Int.random(in: 1...3, using: &rng) {
                 let i = Int.random(in: 0..<bytes.count, using: &rng)
@@ -146,12 +147,13 @@ import Testing
                 _ = try TOMLTable(parsing: bytes)
                 decoded += 1
             } catch {
+                // One #expect per case would dominate the run time; collect, then check once.
                 let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).count
-                #expect(error.location.line >= 1 && error.location.line <= lines)
-                #expect(error.location.column >= 1)
+                if !(1...lines).contains(error.location.line) || error.location.column < 1 { misplaced.append(bytes) }
             }
         }
-        #expect(decoded > 0 && decoded < 3000)
+        #expect(misplaced.isEmpty, "errors pointing outside the document: \(misplaced.prefix(3))")
+        #expect(decoded > 0 && decoded < 1000)
     }
 
     @Test func duplicateProcessesTable() {
