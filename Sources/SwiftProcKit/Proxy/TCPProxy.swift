@@ -327,17 +327,19 @@ public final class TCPProxy: @unchecked Sendable {
         state.unlock()
     }
 
-    /// Tells a client that waited in vain, then closes: a 503 with `httpErrors`. The client's
-    /// request is read and discarded for up to a second after the answer, so the close is a FIN
-    /// (unread input would turn it into a reset that could destroy the answer).
+    /// Tells a client that waited in vain, then closes: a 503 with `httpErrors`, else just the
+    /// close. The client's request is read and discarded for up to a second after that, so the
+    /// close is a clean FIN (unread input would turn it into a reset, which could also destroy
+    /// the answer before the client reads it).
     private func refuse(_ client: Int32) {
-        guard httpErrors else { return }
-        let body = pool.unavailableReason() + "\n"
-        let response = "HTTP/1.1 503 Service Unavailable\r\n"
-            + "Content-Type: text/plain; charset=utf-8\r\n"
-            + "Content-Length: \(body.utf8.count)\r\n"
-            + "Connection: close\r\n\r\n" + body
-        guard TCPSocket.sendAll(client, Array(response.utf8)) else { return }
+        if httpErrors {
+            let body = pool.unavailableReason() + "\n"
+            let response = "HTTP/1.1 503 Service Unavailable\r\n"
+                + "Content-Type: text/plain; charset=utf-8\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + body
+            guard TCPSocket.sendAll(client, Array(response.utf8)) else { return }
+        }
         TCPSocket.shutdownWrite(client)
         var timeout = timeval(tv_sec: 1, tv_usec: 0)
         _ = setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
