@@ -96,7 +96,8 @@ func monitor(_ checks: [HealthCheckSpec], events: HealthEvents) -> HealthMonitor
 
     @Test func tcpCheckAgainstAClosedPortFails() async throws {
         let events = HealthEvents()
-        let health = monitor([HealthCheckSpec(name: "tcp", kind: .tcp, port: try refusedPort(), interval: 10)],
+        let dead = try RefusedPort()
+        let health = monitor([HealthCheckSpec(name: "tcp", kind: .tcp, port: dead.port, interval: 10)],
                              events: events)
         health.start()
         defer { health.stop() }
@@ -162,21 +163,22 @@ func monitor(_ checks: [HealthCheckSpec], events: HealthEvents) -> HealthMonitor
     }
 
     @Test func severalChecksReportIndependently() async throws {
+        let dead = try RefusedPort()
         let server = try LoopbackServer.http(id: "a")
         defer { server.stop() }
         let events = HealthEvents()
         let health = monitor([
             HealthCheckSpec(name: "ok", kind: .http, port: server.port, path: "/status/204", interval: 10),
             HealthCheckSpec(name: "missing", kind: .http, port: server.port, path: "/nothing-here", interval: 10),
-            HealthCheckSpec(name: "down", kind: .tcp, port: try refusedPort(), interval: 10),
+            HealthCheckSpec(name: "down", kind: .tcp, port: dead.port, interval: 10),
         ], events: events)
         health.start()
         defer { health.stop() }
         #expect(await eventually { events.results.count == 3 })
         let byName = Dictionary(uniqueKeysWithValues: health.results.map { ($0.name, $0) })
-        #expect(byName["ok"]?.status == .passing && byName["ok"]?.detail == "HTTP 204")
-        #expect(byName["missing"]?.status == .failing && byName["missing"]?.detail == "HTTP 404")
-        #expect(byName["down"]?.status == .failing && byName["down"]?.detail == "connection refused")
+        #expect(byName["ok"]?.status == .passing && byName["ok"]?.detail == "HTTP 204", "\(health.results)")
+        #expect(byName["missing"]?.status == .failing && byName["missing"]?.detail == "HTTP 404", "\(health.results)")
+        #expect(byName["down"]?.status == .failing && byName["down"]?.detail == "connection refused", "\(health.results)")
         #expect(health.results.map(\.name) == ["ok", "missing", "down"])
     }
 

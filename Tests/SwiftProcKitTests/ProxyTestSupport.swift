@@ -273,12 +273,25 @@ final class LoopbackClient: @unchecked Sendable {
     }
 }
 
-/// A port on 127.0.0.1 with nothing listening (connects are refused).
-func refusedPort() throws -> Int {
-    let fd = try TCPSocket.listen(port: 0)
-    let port = TCPSocket.localPort(fd)
-    TCPSocket.close(fd)
-    return port
+/// A port on 127.0.0.1 where connects are refused: bound (so no other test can take it while
+/// this lives) but not listening.
+final class RefusedPort: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+
+    init() throws {
+        let socket = try TCPSocket.make()
+        let bound = TCPSocket.withLoopbackAddress(port: 0) { bind(socket, $0, $1) }
+        guard bound == 0 else {
+            let error = SocketError("bind")
+            TCPSocket.close(socket)
+            throw error
+        }
+        fd = socket
+        port = TCPSocket.localPort(socket)
+    }
+
+    deinit { TCPSocket.close(fd) }
 }
 
 /// A thread-safe counter for callbacks.

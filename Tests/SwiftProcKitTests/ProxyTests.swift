@@ -15,7 +15,7 @@ final class ProxyFixture: @unchecked Sendable {
     let noBackendCalls = CallCounter()
 
     init(servers: [LoopbackServer], concurrency: ProxyConcurrency? = nil, waitForBackend: Double = 10,
-         httpErrors: Bool = true, addServers: Bool = true) throws {
+         httpErrors: Bool = true, addServers: Bool = true, splice: Bool = true) throws {
         self.servers = servers
         pool = BackendPool(concurrency: concurrency)
         if addServers {
@@ -24,6 +24,7 @@ final class ProxyFixture: @unchecked Sendable {
         let calls = noBackendCalls
         proxy = TCPProxy(port: 0, pool: pool, waitForBackend: waitForBackend,
                          onNoBackend: { calls.increment() }, httpErrors: httpErrors)
+        proxy.spliceAllowed = splice
         try proxy.start()
     }
 
@@ -134,8 +135,9 @@ func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -
         for (client, _) in held { client.close() }
     }
 
-    @Test func halfCloseStillDeliversTheWholeResponse() async throws {
-        let fixture = try ProxyFixture(servers: [try LoopbackServer.readToEnd(id: "app.1")])
+    /// With `splice` (Linux) and by copying (everywhere).
+    @Test(arguments: [true, false]) func halfCloseStillDeliversTheWholeResponse(splice: Bool) async throws {
+        let fixture = try ProxyFixture(servers: [try LoopbackServer.readToEnd(id: "app.1")], splice: splice)
         defer { fixture.stop() }
         let port = fixture.port
         let answer = await runOnThread { () -> Result<String, Error> in
@@ -150,8 +152,9 @@ func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -
         #expect(await eventually { fixture.proxy.activeConnections == 0 })
     }
 
-    @Test func backendClosingMidResponseClosesTheClient() async throws {
-        let fixture = try ProxyFixture(servers: [try LoopbackServer.http(id: "app.1")])
+    /// With `splice` (Linux) and by copying (everywhere).
+    @Test(arguments: [true, false]) func backendClosingMidResponseClosesTheClient(splice: Bool) async throws {
+        let fixture = try ProxyFixture(servers: [try LoopbackServer.http(id: "app.1")], splice: splice)
         defer { fixture.stop() }
         let port = fixture.port
         let received = await runOnThread { () -> Result<Int, Error> in
@@ -186,7 +189,8 @@ func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -
         let fixture = try ProxyFixture(servers: [live], addServers: false)
         defer { fixture.stop() }
         // "dead" comes first and is tried first: its port refuses connections.
-        fixture.pool.add(id: "dead", port: try refusedPort())
+        let dead = try RefusedPort()
+        fixture.pool.add(id: "dead", port: dead.port)
         fixture.pool.add(id: "live", port: live.port)
         let port = fixture.port
         let ids = await concurrently(1) { _ in
@@ -291,8 +295,9 @@ func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -
         #expect(fixture.pool.openConnections("a") == 0)
     }
 
-    @Test func drainTimesOutAndClosesTheConnections() async throws {
-        let fixture = try ProxyFixture(servers: [try LoopbackServer.http(id: "a")])
+    /// With `splice` (Linux) and by copying (everywhere).
+    @Test(arguments: [true, false]) func drainTimesOutAndClosesTheConnections(splice: Bool) async throws {
+        let fixture = try ProxyFixture(servers: [try LoopbackServer.http(id: "a")], splice: splice)
         defer { fixture.stop() }
         let client = try await runOnThread { Result { try LoopbackClient(port: fixture.port) } }.get()
         #expect(try await runOnThread { Result { try client.backendID() } }.get() == "a")
@@ -320,8 +325,9 @@ func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -
         #expect(fixture.servers.map(\.accepted).reduce(0, +) == 1)
     }
 
-    @Test func oneMebibyteResponseArrivesIntact() async throws {
-        let fixture = try ProxyFixture(servers: [try LoopbackServer.http(id: "app.1")])
+    /// With `splice` (Linux) and by copying (everywhere).
+    @Test(arguments: [true, false]) func oneMebibyteResponseArrivesIntact(splice: Bool) async throws {
+        let fixture = try ProxyFixture(servers: [try LoopbackServer.http(id: "app.1")], splice: splice)
         defer { fixture.stop() }
         let port = fixture.port
         let responses = await runOnThread { Result { () throws -> [(Int, [UInt8])] in
