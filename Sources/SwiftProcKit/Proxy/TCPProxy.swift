@@ -39,6 +39,9 @@ public struct ProxyError: Error, Sendable, Equatable, CustomStringConvertible {
 /// simpler; the price is two threads (256 KiB stack reserve each, only touched pages are real) and
 /// 128 KiB of buffers per open connection, which would call for an event loop at tens of
 /// thousands of connections. `TCP_NODELAY` is set on both sides so small writes are not delayed.
+/// On Linux a direction relays with `splice(2)` through a pipe instead of the buffer (the bytes
+/// never enter the process), as long as the open connections stay within a share of the
+/// descriptor limit (a pipe costs two descriptors); see ``SpliceRelay``.
 public final class TCPProxy: @unchecked Sendable {
     private let requestedPort: Int
     private let pool: BackendPool
@@ -46,8 +49,14 @@ public final class TCPProxy: @unchecked Sendable {
     private let onNoBackend: @Sendable () -> Void
     private let httpErrors: Bool
     private let connectTimeout: Double
+    /// False: relay by copying even where `splice` is available (tests cover both paths on Linux).
+    /// Set before ``start()``.
+    var spliceAllowed = true
 
     static let bufferSize = 64 * 1024
+    /// `SWIFTPROC_PROXY_NO_SPLICE` set: always relay by copying (to rule `splice` out when
+    /// troubleshooting, and to compare the two).
+    private static let spliceDisabled = ProcessInfo.processInfo.environment["SWIFTPROC_PROXY_NO_SPLICE"] != nil
     static let threadStackSize = 256 * 1024
 
     private let state = NSCondition()
@@ -242,17 +251,39 @@ public final class TCPProxy: @unchecked Sendable {
             pool.release(lease)
             unregister(connection)
         }
+        let splice = mayUseSplice()
         startThread(name: "proxy:\(port)#\(connection.id)<") {
-            Self.relay(from: backendFD, to: connection.client, connection)
+            Self.relay(from: backendFD, to: connection.client, connection, splice: splice)
             finish()
         }
-        Self.relay(from: connection.client, to: backendFD, connection)
+        Self.relay(from: connection.client, to: backendFD, connection, splice: splice)
         finish()
     }
 
-    /// Copies `source` to `destination` until end of file (then half-closes `destination`) or
-    /// an error on either side (then closes both sides of the connection).
-    private static func relay(from source: Int32, to destination: Int32, _ connection: ProxyConnection) {
+    /// Whether a new connection may relay with `splice` (Linux), within the descriptor budget.
+    private func mayUseSplice() -> Bool {
+        #if os(Linux)
+        if Self.spliceDisabled || !spliceAllowed { return false }
+        state.lock()
+        defer { state.unlock() }
+        return connections.count <= SpliceRelay.connectionBudget
+        #else
+        return false
+        #endif
+    }
+
+    /// Relays `source` to `destination` until end of file (then half-closes `destination`) or
+    /// an error on either side (then closes both sides of the connection): with `splice` when
+    /// allowed and possible, else by copying.
+    private static func relay(from source: Int32, to destination: Int32, _ connection: ProxyConnection, splice: Bool) {
+        #if os(Linux)
+        if splice, SpliceRelay.relay(from: source, to: destination, connection) != .unsupported { return }
+        #endif
+        copy(from: source, to: destination, connection)
+    }
+
+    /// ``relay(from:to:_:splice:)`` through a 64 KiB buffer.
+    private static func copy(from source: Int32, to destination: Int32, _ connection: ProxyConnection) {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
         defer { buffer.deallocate() }
         while true {
@@ -327,17 +358,19 @@ public final class TCPProxy: @unchecked Sendable {
         state.unlock()
     }
 
-    /// Tells a client that waited in vain, then closes: a 503 with `httpErrors`. The client's
-    /// request is read and discarded for up to a second after the answer, so the close is a FIN
-    /// (unread input would turn it into a reset that could destroy the answer).
+    /// Tells a client that waited in vain, then closes: a 503 with `httpErrors`, else just the
+    /// close. The client's request is read and discarded for up to a second after that, so the
+    /// close is a clean FIN (unread input would turn it into a reset, which could also destroy
+    /// the answer before the client reads it).
     private func refuse(_ client: Int32) {
-        guard httpErrors else { return }
-        let body = pool.unavailableReason() + "\n"
-        let response = "HTTP/1.1 503 Service Unavailable\r\n"
-            + "Content-Type: text/plain; charset=utf-8\r\n"
-            + "Content-Length: \(body.utf8.count)\r\n"
-            + "Connection: close\r\n\r\n" + body
-        guard TCPSocket.sendAll(client, Array(response.utf8)) else { return }
+        if httpErrors {
+            let body = pool.unavailableReason() + "\n"
+            let response = "HTTP/1.1 503 Service Unavailable\r\n"
+                + "Content-Type: text/plain; charset=utf-8\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + body
+            guard TCPSocket.sendAll(client, Array(response.utf8)) else { return }
+        }
         TCPSocket.shutdownWrite(client)
         var timeout = timeval(tv_sec: 1, tv_usec: 0)
         _ = setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+@testable import SwiftProcKit
+
+/// The pool's choices, without sockets.
+@Suite struct ProxyBackendPoolTests {
+    private func take(_ pool: BackendPool, _ count: Int) -> [BackendLease] {
+        (0..<count).compactMap { _ in pool.acquire().lease }
+    }
+
+    @Test func roundRobinAmongEqualsAndFewestConnectionsFirst() {
+        let pool = BackendPool(concurrency: nil)
+        pool.add(id: "app.1", port: 1001)
+        pool.add(id: "app.2", port: 1002)
+        pool.add(id: "app.3", port: 1003)
+        let first = take(pool, 6)
+        #expect(first.map(\.id) == ["app.1", "app.2", "app.3", "app.1", "app.2", "app.3"])
+        #expect(first.map(\.port) == [1001, 1002, 1003, 1001, 1002, 1003])
+        // app.2 loses both its connections: it has the fewest, so it takes the next two.
+        pool.release(first[1])
+        pool.release(first[4])
+        #expect(pool.openConnections("app.2") == 0)
+        #expect(take(pool, 2).map(\.id) == ["app.2", "app.2"])
+        #expect(take(pool, 3).map(\.id).sorted() == ["app.1", "app.2", "app.3"])
+    }
+
+    @Test func unhealthyAndDrainingBackendsAreOutOfRotation() async {
+        let pool = BackendPool(concurrency: nil)
+        pool.add(id: "a", port: 1)
+        pool.add(id: "b", port: 2)
+        pool.setHealthy("a", false)
+        #expect(!pool.isAvailable("a"))
+        #expect(take(pool, 3).map(\.id) == ["b", "b", "b"])
+        pool.setHealthy("a", true)
+        #expect(pool.acquire().lease?.id == "a")
+        await pool.drain("b", timeout: 0) // returns at once (it closes nothing: no connection attached)
+        #expect(!pool.isAvailable("b"))
+        #expect(take(pool, 2).map(\.id) == ["a", "a"])
+        // Adding it again (a restart) puts it back in rotation.
+        pool.add(id: "b", port: 3)
+        #expect(pool.isAvailable("b"))
+        #expect(pool.acquire(excluding: ["a"]).lease?.port == 3)
+    }
+
+    @Test func hardLimitMakesABackendUnavailableAndSoftLimitIsPreferred() {
+        let pool = BackendPool(concurrency: ProxyConcurrency(softLimit: 1, hardLimit: 2))
+        pool.add(id: "a", port: 1)
+        pool.add(id: "b", port: 2)
+        let leases = take(pool, 4)
+        #expect(leases.map(\.id) == ["a", "b", "a", "b"])
+        #expect(pool.acquire().lease == nil)
+        #expect(!pool.isAvailable("a") && !pool.isAvailable("b"))
+        #expect(pool.unavailableReason().contains("hard_limit"))
+        pool.release(leases[0])
+        #expect(pool.acquire().lease?.id == "a")
+    }
+
+    @Test func removeForgetsABackendAndLateReleasesAreHarmless() {
+        let pool = BackendPool(concurrency: nil)
+        pool.add(id: "a", port: 1)
+        pool.add(id: "b", port: 2)
+        #expect(pool.backendIDs == ["a", "b"])
+        let lease = pool.acquire().lease
+        #expect(lease?.id == "a")
+        pool.remove("a")
+        #expect(pool.backendIDs == ["b"])
+        #expect(pool.openConnections("a") == 0)
+        #expect(pool.idleSeconds("a") == nil)
+        if let lease { pool.release(lease) }
+        #expect(take(pool, 2).map(\.id) == ["b", "b"])
+        pool.remove("b")
+        #expect(pool.acquire().lease == nil)
+        #expect(pool.unavailableReason() == "no instance of the app is running")
+    }
+
+    @Test func idleSecondsCountsFromTheLastOpenOrClose() async {
+        let pool = BackendPool(concurrency: nil)
+        pool.add(id: "a", port: 1)
+        let lease = pool.acquire().lease!
+        #expect(pool.idleSeconds("a") == 0) // a connection is open: not idle
+        pool.release(lease)
+        #expect(await eventually { (pool.idleSeconds("a") ?? 0) >= 0.05 })
+        let idle = pool.idleSeconds("a") ?? -1
+        #expect(idle >= 0.05 && idle < 5)
+        _ = pool.acquire()
+        #expect(pool.idleSeconds("a") == 0)
+    }
+
+    @Test func waitForChangeWakesOnAddAndTimesOut() async {
+        let pool = BackendPool(concurrency: nil)
+        let generation = pool.acquire().generation
+        let timedOut = await runOnThread { pool.waitForChange(after: generation, until: ProxyClock.now + 0.05) }
+        #expect(timedOut == false)
+        async let woke = runOnThread { pool.waitForChange(after: generation, until: ProxyClock.now + 10) }
+        pool.add(id: "a", port: 1)
+        #expect(await woke == true)
+    }
+
+    @Test func concurrencyFromConfig() {
+        let limits = ProxyConcurrency(Concurrency(type: "requests", softLimit: 5, hardLimit: 7))
+        #expect(limits == ProxyConcurrency(softLimit: 5, hardLimit: 7))
+    }
+}
