@@ -121,6 +121,44 @@ import Darwin
         #expect(await app.sp.waitForExit() == 0)
     }
 
+    @Test func aFailingCheckTakesAnInstanceOutOfRotationUntilItPassesAgain() async throws {
+        let app = try await startApp(extraService: """
+            [[http_service.checks]]
+              path = "/health"
+              interval = 100
+              timeout = 1000
+              grace_period = 0
+            """)
+        func statusOf(_ name: String) async throws -> InstanceStatus? {
+            let r = try await runSwiftProc(["status", "--json"], in: app.dir)
+            return try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8)).instances.first { $0.name == name }
+        }
+        let passing = try await eventually { try await statusOf("app.2")?.checksPassing == 1 }
+        #expect(passing)
+        try Data().write(to: app.dir.appendingPathComponent("unhealthy.app.2"))
+        let failing = try await eventually { let s = try await statusOf("app.2"); return s?.checksTotal == 1 && s?.checksPassing == 0 }
+        #expect(failing)
+        #expect(await app.sp.waitFor("app.2 check"), "the flip is logged")
+        let table = try await runSwiftProc(["status"], in: app.dir)
+        #expect(table.out.contains("1 total, 1 critical"), "fly status's wording: \(table.out)")
+        let whileFailing = await load(port: app.proxyPort, count: 60, concurrency: 4)
+        let served = Set(whileFailing.compactMap { $0.flatMap { instance($0.body) } })
+        #expect(whileFailing.allSatisfy { $0?.status == 200 })
+        #expect(served == ["app.1", "app.3"], "app.2 is out of rotation: \(served)")
+        try FileManager.default.removeItem(at: app.dir.appendingPathComponent("unhealthy.app.2"))
+        let back = try await eventually { try await statusOf("app.2")?.checksPassing == 1 }
+        #expect(back)
+        let after = await load(port: app.proxyPort, count: 60, concurrency: 4)
+        #expect(Set(after.compactMap { $0.flatMap { instance($0.body) } }) == ["app.1", "app.2", "app.3"])
+        // Before it first passed, app.2 may have been probed before it listened ("connection refused").
+        let lines = app.sp.stdout.text.split(separator: "\n").filter { $0.contains("app.2 check") }
+        let flips = lines.drop { !$0.contains("is passing") }.dropFirst()
+        #expect(flips.count == 2, "one line per change, not per interval: \(lines)")
+        #expect(flips.first?.hasSuffix("is failing (HTTP 500)") == true && flips.last?.hasSuffix("is passing (HTTP 200)") == true)
+        app.sp.signal(SIGINT)
+        #expect(await app.sp.waitForExit() == 0)
+    }
+
     @Test func aPortInUseIsAClearError() async throws {
         let busy = freePorts()
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -46,6 +46,9 @@ final class Instance {
     var killedHard = false
     /// Being stopped by auto-stop: its exit becomes `stoppedIdle`, not a restart.
     var stoppingForIdle = false
+    /// The current process's health checks and their latest results, in check order.
+    var monitor: HealthMonitor?
+    var checks: [HealthResult] = []
     var pendingRestart: Task<Void, Never>?
     /// Resumed when the current process has exited and been cleaned up.
     var exitWaiters: [CheckedContinuation<Void, Never>] = []

@@ -221,6 +221,7 @@ public actor Supervisor {
             inst.stoppingForIdle = false
             inst.set(.running)
             for route in routes(serving: inst.group) { route.pool.add(id: inst.name, port: inst.port) }
+            startHealthChecks(inst)
             log.attach(fd: child.outputFD, source: inst.name, group: inst.group, colorIndex: inst.colorIndex,
                        isPTY: group.usePTY, onClose: {})
             log.system("\(inst.name) started (pid \(child.pid), port \(inst.port))")
@@ -230,6 +231,39 @@ public actor Supervisor {
             inst.pid = nil
             afterExit(inst, .exited(127), announce: false)
         }
+    }
+
+    // MARK: - Health checks
+
+    /// Starts the instance's checks, each on the instance's own port where it probes the service's.
+    private func startHealthChecks(_ inst: Instance) {
+        let specs = plan.checks.filter { $0.groups.contains(inst.group) }.map { check -> HealthCheckSpec in
+            var spec = check.spec
+            if check.usesInstancePort { spec.port = inst.port }
+            return spec
+        }
+        guard !specs.isEmpty else { return }
+        let (name, generation) = (inst.name, inst.generation)
+        let monitor = HealthMonitor(instance: name, checks: specs) { [weak self] result in
+            Task { await self?.healthChanged(name, generation: generation, result) }
+        }
+        inst.monitor = monitor
+        inst.checks = monitor.results
+        monitor.start()
+    }
+
+    private func healthChanged(_ name: String, generation: Int, _ result: HealthResult) {
+        guard let inst = instance(name), inst.generation == generation, inst.monitor != nil,
+              let i = inst.checks.firstIndex(where: { $0.name == result.name }) else { return }
+        let before = inst.checks[i].status
+        inst.checks[i] = result
+        // Logged once per change of state, not every interval; a first result only when failing.
+        if result.status != before && (before != .pending || result.status == .failing) {
+            log.system("\(name) check \(result.name) is \(result.status.rawValue) (\(result.detail))")
+        }
+        let gating = Set(plan.checks.filter { $0.gatesTraffic && $0.groups.contains(inst.group) }.map(\.spec.name))
+        let healthy = !inst.checks.contains { gating.contains($0.name) && $0.status == .failing }
+        for route in routes(serving: inst.group) { route.pool.setHealthy(name, healthy) }
     }
 
     // MARK: - Exits
@@ -256,6 +290,9 @@ public actor Supervisor {
         inst.exitSeen = true
         inst.pid = nil
         for route in routes(serving: inst.group) { route.pool.remove(inst.name) }
+        inst.monitor?.stop()
+        inst.monitor = nil
+        inst.checks = []
         // The program is gone; whatever it left in its group (the watchdog, orphans) goes too,
         // so Foundation's reaping and the output's EOF follow promptly.
         Platform.signalGroup(pid, SIGKILL)
@@ -528,7 +565,8 @@ public actor Supervisor {
             let (state, detail) = inst.describe(now: now)
             return InstanceStatus(group: inst.group, index: inst.index, name: inst.name, machineID: inst.machineID,
                                   pid: inst.pid, state: state, detail: detail, restarts: inst.restarts,
-                                  port: inst.port, lastUpdated: inst.lastUpdated)
+                                  port: inst.port, checksTotal: inst.checks.count,
+                                  checksPassing: inst.checks.filter(\.passing).count, lastUpdated: inst.lastUpdated)
         }
         return StatusSnapshot(app: plan.appName, pid: getpid(), groups: groups, instances: rows)
     }

@@ -82,6 +82,25 @@ public struct SupervisorPlan: Sendable {
         }
     }
 
+    /// A health check and whom it applies to.
+    public struct Check: Sendable {
+        public var spec: HealthCheckSpec
+        public var groups: [String]
+        /// A service's check takes a failing instance out of the proxy's rotation; a top-level
+        /// `[checks]` entry only reports, as on Fly.
+        public var gatesTraffic: Bool
+        /// The check's port is the service's `internal_port`: locally each instance listens on its
+        /// own `$PORT`, so the check probes that instead.
+        public var usesInstancePort: Bool
+
+        public init(spec: HealthCheckSpec, groups: [String], gatesTraffic: Bool, usesInstancePort: Bool) {
+            self.spec = spec
+            self.groups = groups
+            self.gatesTraffic = gatesTraffic
+            self.usesInstancePort = usesInstancePort
+        }
+    }
+
     public var appName: String
     /// The app's directory: children's working directory, home of `.swiftproc/`.
     public var directory: URL
@@ -101,6 +120,7 @@ public struct SupervisorPlan: Sendable {
     public var stateFile: URL?
     /// Services to proxy, and how long an instance may go without connections before auto-stop.
     public var services: [Service] = []
+    public var checks: [Check] = []
     public var idleTimeout: Double = 300
     /// How long a connection waits for an instance before it is refused.
     public var proxyWait: Double = 30
@@ -130,7 +150,8 @@ public struct SupervisorPlan: Sendable {
 
     public init(appName: String, directory: URL, groups: [Group], environment: [String: String],
                 killSignal: Int32 = SIGINT, killTimeout: Double = 5, stopWhenAnyExits: Bool = false,
-                backoff: Backoff = .standard, stateFile: URL? = nil, services: [Service] = [], idleTimeout: Double = 300) {
+                backoff: Backoff = .standard, stateFile: URL? = nil, services: [Service] = [], checks: [Check] = [],
+                idleTimeout: Double = 300) {
         self.appName = appName
         self.directory = directory
         self.groups = groups
@@ -141,6 +162,7 @@ public struct SupervisorPlan: Sendable {
         self.backoff = backoff
         self.stateFile = stateFile
         self.services = services
+        self.checks = checks
         self.idleTimeout = idleTimeout
     }
 }

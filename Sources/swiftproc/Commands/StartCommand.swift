@@ -172,7 +172,18 @@ enum StartCommand: Command {
                               stopWhenAnyExits: arguments.has("no-restart"),
                               stateFile: directory.appendingPathComponent(".swiftproc/children"),
                               services: services(config, proxy: !arguments.has("no-proxy"), port: proxyPort),
-                              idleTimeout: idleTimeout)
+                              checks: checks(config), idleTimeout: idleTimeout)
+    }
+
+    /// Every check of the config. Service checks gate the proxy; top-level `[checks]` only report.
+    /// A check on a service's `internal_port` probes each instance's own `$PORT`.
+    static func checks(_ config: AppConfig) -> [SupervisorPlan.Check] {
+        let internalPorts = Set([config.httpService?.internalPort].compactMap { $0 } + config.services.map(\.internalPort))
+        return config.allChecks.map { check in
+            SupervisorPlan.Check(spec: HealthCheckSpec(check), groups: check.processes,
+                                 gatesTraffic: check.origin != .topLevel,
+                                 usesInstancePort: internalPorts.contains(check.port))
+        }
     }
 
     /// The services Fly's proxy would serve: `[http_service]` and each `[[services]]` entry.
