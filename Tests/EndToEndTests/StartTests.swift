@@ -173,6 +173,18 @@ import Darwin
         let pipe = try SwiftProc(["start", "--no-color", "--no-restart", "--no-tty"], in: app)
         _ = await pipe.waitForExit()
         #expect(pipe.stdout.text.contains("stdout-is-pipe"))
+        // Per group: only the named ones get pipes.
+        let two = try makeApp(["Procfile": """
+            a: if [ -t 1 ]; then echo a-tty; else echo a-pipe; fi; exec sleep 1000
+            b: if [ -t 1 ]; then echo b-tty; else echo b-pipe; fi; exec sleep 1000
+            """])
+        let mixed = try SwiftProc(["start", "--no-color", "--pipes", "b"], in: two)
+        #expect(await mixed.waitFor("a-tty"))
+        #expect(await mixed.waitFor("b-pipe"), "\(mixed.stdout.text)")
+        mixed.signal(SIGINT)
+        _ = await mixed.waitForExit()
+        let typo = try await runSwiftProc(["start", "--pipes", "c"], in: two)
+        #expect(typo.status == 1 && typo.err.contains("\"c\""), "\(typo.err)")
     }
 }
 
@@ -226,5 +238,42 @@ import Darwin
         let sp = try SwiftProc(["start", "--no-color"], in: app)
         #expect(await sp.waitForExit(timeout: 10) == 1)
         #expect(sp.stdout.text.contains("release command timed out after 1s"))
+    }
+}
+
+
+/// `swiftproc check` on the shipped samples and on broken files.
+@Suite(.serialized) struct CheckTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test(arguments: ["samples/rails-sidekiq/fly.toml", "samples/demo/fly.toml"])
+    func samplesAreValid(path: String) async throws {
+        let r = try await runSwiftProc(["check", "-c", path], in: Self.repo)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("processes") && r.out.contains("app "), "\(r.out)")
+        let json = try await runSwiftProc(["check", "-c", path, "--json"], in: Self.repo)
+        #expect(json.status == 0)
+        #expect((try? JSONSerialization.jsonObject(with: Data(json.out.utf8))) != nil, "\(json.out)")
+    }
+
+    @Test func procfileSamplePrintsItsPlan() async throws {
+        let r = try await runSwiftProc(["check", "-f", "samples/procfile/Procfile", "-m", "web=2"], in: Self.repo)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("ports 5000-5001"), "\(r.out)")
+        #expect(r.out.contains("BATCH_SIZE") && !r.out.contains("BATCH_SIZE=25"), "env values hidden by default")
+        let shown = try await runSwiftProc(["check", "-f", "samples/procfile/Procfile", "--show-env"], in: Self.repo)
+        #expect(shown.out.contains("BATCH_SIZE=25"))
+    }
+
+    @Test func brokenFilesGetOneClearErrorWithAPosition() async throws {
+        let app = try makeApp(["fly.toml": "app = \"x\"\n[processes]\n  web \"bin/rails server\"\n"])
+        let r = try await runSwiftProc(["check"], in: app)
+        #expect(r.status == 1)
+        #expect(r.err.hasPrefix("fly.toml:3:7: expected '=' after key \"web\""), "\(r.err)")
+        #expect(r.err.contains("^"))
+        #expect(!r.err.contains("Fatal") && !r.err.contains("TOMLError("))
+        let none = try await runSwiftProc(["check"], in: try makeApp([:]))
+        #expect(none.status == 1)
+        #expect(none.err.contains("fly.toml") && none.err.contains("Procfile"), "\(none.err)")
     }
 }

@@ -44,6 +44,7 @@ enum StartCommand: Command {
         .value("restart", nil, "POLICY", "Override every group's restart policy: always, on-failure or never."),
         .flag("no-restart", nil, "Stop everything when any process exits (foreman's behaviour)."),
         .flag("no-tty", nil, "Give children pipes instead of a pseudo-terminal."),
+        .value("pipes", nil, "GROUPS", "Give only these groups pipes instead of a pseudo-terminal (comma-separated)."),
         .flag("no-color", nil, "Do not colour the output (also: NO_COLOR set, or stdout not a terminal)."),
         .flag("no-timestamps", nil, "Do not print the time on each line."),
         .flag("no-proxy", nil, "Do not listen on the services' internal_port (no local proxy)."),
@@ -142,13 +143,17 @@ enum StartCommand: Command {
             }
             override = mode
         }
-        let usePTY = !arguments.has("no-tty")
+        let pipeGroups = Set(arguments.all("pipes").flatMap { $0.split(separator: ",").map(String.init) })
+        for g in pipeGroups where !config.groupNames.contains(g) {
+            throw ConfigError.unknownProcess(g, suggestions: closestMatch(to: g, in: config.groupNames).map { [$0] } ?? [],
+                                             known: config.groupNames, at: nil)
+        }
         let groups = config.groups.map { g in
             var restart = SupervisorPlan.Restart(g.restart)
             if let override { restart.mode = override }
             return SupervisorPlan.Group(name: g.name, command: g.command ?? "", count: formation[g.name],
                                         restart: restart, basePort: ports.port(group: g.name, instance: 1) ?? ports.base,
-                                        usePTY: usePTY)
+                                        usePTY: !arguments.has("no-tty") && !pipeGroups.contains(g.name))
         }
         let directory = URL(fileURLWithPath: config.directory)
         var idleTimeout = 300.0
