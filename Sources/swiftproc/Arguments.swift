@@ -1,3 +1,5 @@
+import SwiftProcKit
+
 /// A small command-line parser: `--long value`, `--long=value`, `-s value`, `-svalue`, flags,
 /// repeatable options, positionals, and `--` to end options. Enough for swiftproc's commands,
 /// and it keeps the package free of dependencies.
@@ -103,26 +105,7 @@ func parseArguments(_ args: [String], options: [Option], command: String) throws
 
 private func isNumber(_ s: String) -> Bool { Int(s) != nil }
 
-/// The candidate nearest to `word` by edit distance, when it is close enough to be a typo.
+/// The candidate nearest to `word`, when it is close enough to be a typo.
 func closestMatch(to word: String, in candidates: [String]) -> String? {
-    let best = candidates.map { ($0, editDistance(word, $0)) }.min { $0.1 < $1.1 }
-    guard let best, best.1 <= max(2, word.count / 3) else { return nil }
-    return best.0
-}
-
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var row = Array(0...b.count)
-    for i in 1...a.count {
-        var previous = row[0]
-        row[0] = i
-        for j in 1...b.count {
-            let current = row[j]
-            row[j] = a[i - 1] == b[j - 1] ? previous : min(previous, row[j], row[j - 1]) + 1
-            previous = current
-        }
-    }
-    return row[b.count]
+    Suggestions.closest(to: word, among: candidates).first
 }

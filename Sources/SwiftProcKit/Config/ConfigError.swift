@@ -114,9 +114,9 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// "Did you mean" support: the candidates closest to a mistyped name by edit distance.
-enum Suggestions {
+public enum Suggestions {
     /// Candidates within a small edit distance of `name` (or equal ignoring case), closest first.
-    static func closest(to name: String, among candidates: [String]) -> [String] {
+    public static func closest(to name: String, among candidates: [String]) -> [String] {
         let limit = max(2, name.count / 3)
         let scored = candidates.compactMap { candidate -> (String, Int)? in
             if candidate.lowercased() == name.lowercased() { return (candidate, 0) }
