@@ -172,3 +172,25 @@ import Darwin
         #expect((1...8).map { b.delay(afterFailures: $0) } == [0, 1, 2, 4, 8, 16, 30, 30])
     }
 }
+
+@Suite struct SupervisorScaleRaceTests {
+    /// Scaling back up while surplus instances are still stopping (they ignore the kill signal for
+    /// a while) must neither lose track of them nor hang the first request.
+    @Test func scaleUpWhileSurplusInstancesAreStillStopping() async throws {
+        let log = CapturingLog()
+        let s = try Supervisor(plan: testPlan([
+            .init(name: "w", command: "trap 'sleep 0.5; exit 0' INT; echo up; while :; do sleep 0.05; done",
+                  count: 3, basePort: 7100, usePTY: false),
+        ], killTimeout: 3), log: log)
+        await s.start()
+        #expect(await eventually { log.output("w.3").contains("up") })
+        let downDone = Locked(false)
+        Task { await s.scale([("w", 1)]); downDone.set(true) }
+        #expect(await eventually { await s.snapshot().instances.contains { $0.state == "stopping" } })
+        await s.scale([("w", 3)])
+        #expect(await eventually(timeout: 10) { downDone.get() }, "the scale-down request finished")
+        #expect(await eventually { await s.snapshot().instances.filter { $0.pid != nil && $0.state == "running" }.count == 3 })
+        await s.shutdown(reason: nil)
+        #expect(await s.waitUntilFinished() == 0)
+    }
+}

@@ -498,12 +498,14 @@ public actor Supervisor {
             desired[group] = count
             let current = instances.filter { $0.group == group && $0.wanted }
             if count > current.count {
-                let used = Set(current.map(\.index))
+                // Surplus instances still stopping keep their index until they are gone, so the
+                // table never holds two live processes under one name.
+                let used = Set(instances.filter { $0.group == group && ($0.wanted || $0.pid != nil) }.map(\.index))
                 var index = 1
                 for _ in 0..<(count - current.count) {
                     while used.contains(index) { index += 1 }
                     log.register(name: "\(group).\(index)")
-                    // An old entry with that index (a stopped one) makes way for the new one.
+                    // An old, finished entry with that index makes way for the new one.
                     instances.removeAll { $0.group == group && $0.index == index && !$0.wanted }
                     launch(addInstance(group: group, index: index))
                     index += 1
