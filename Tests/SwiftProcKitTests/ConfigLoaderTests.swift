@@ -38,6 +38,25 @@ import Testing
         try c.requireCommands()
     }
 
+    /// A Heroku-style app: fly.toml (from `fly launch`) names Fly's implicit `app` group, the
+    /// Procfile calls that process `web`. `fly launch` maps web → app; so does swiftproc.
+    @Test func flyTomlsImplicitAppGroupIsTheProcfilesWebProcess() throws {
+        let app = try TempApp([
+            "fly.toml": "[[services]]\n  internal_port = 1337\n  processes = [\"app\"]\n[[restart]]\n  policy = \"never\"\n  processes = [\"app\"]\n",
+            "Procfile": "worker: w\nweb: node server.js\n",
+        ])
+        defer { app.cleanUp() }
+        let c = try ConfigLoader.load(in: app.directory)
+        #expect(c.defaultGroup == "web")
+        #expect(c.services.first?.processes == ["web"])
+        #expect(c.group(named: "web")?.restart == .never)
+        #expect(c.group(named: "worker")?.restart == .flyDefault)
+        // A Procfile alone: `web` is also the default group (e.g. for a bare `scale 3`).
+        let procfileOnly = try TempApp(["Procfile": "clock: c\nweb: w\n"])
+        defer { procfileOnly.cleanUp() }
+        #expect(try ConfigLoader.load(in: procfileOnly.directory).defaultGroup == "web")
+    }
+
     @Test func flyTomlReleaseCommandBeatsTheProcfiles() throws {
         let app = try TempApp(["fly.toml": "[deploy]\nrelease_command = \"bin/migrate\"\n", "Procfile": "web: w\nrelease: other\n"])
         defer { app.cleanUp() }

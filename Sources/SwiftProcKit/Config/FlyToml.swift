@@ -30,8 +30,11 @@ extension AppConfig {
         }
         if groups.isEmpty { groups = [ProcessGroup(name: "app", command: nil)] }
         let names = groups.map(\.name)
-        let defaultGroup = names.contains("app") ? "app" : (names.sorted().first ?? "app")
-        let resolver = GroupResolver(reader: reader, known: names, defaultGroup: defaultGroup)
+        let defaultGroup = procfile == nil ? Self.flyDefaultGroup(names) : Self.procfileDefaultGroup(names)
+        // fly.toml's sections name Fly's implicit `app` group; with a Procfile's processes,
+        // that group is played by the Procfile's default (`web`), as `fly launch` maps it.
+        let resolver = GroupResolver(reader: reader, known: names, defaultGroup: defaultGroup,
+                                     implicitApp: procfile != nil && !names.contains("app"))
 
         // [[restart]]: later entries win for a group they share with an earlier one.
         for entry in try reader.tables("restart", in: root, name: "restart") {
@@ -209,8 +212,19 @@ extension AppConfig {
         let names = procfile.entries.map(\.name)
         self.init(source: .procfile, configPath: path, directory: directory,
                   groups: procfile.entries.map { ProcessGroup(name: $0.name, command: $0.command) },
-                  defaultGroup: names.contains("app") ? "app" : (names.sorted().first ?? "app"),
+                  defaultGroup: Self.procfileDefaultGroup(names),
                   releaseCommand: procfile.releaseCommand)
+    }
+
+    /// flyctl's rule: `app` if there is one, else the first name alphabetically.
+    static func flyDefaultGroup(_ names: [String]) -> String {
+        names.contains("app") ? "app" : (names.sorted().first ?? "app")
+    }
+
+    /// For a Procfile's processes: `app`, else `web` (Heroku's web process, which `fly launch`
+    /// turns into Fly's `app` group), else flyctl's rule.
+    static func procfileDefaultGroup(_ names: [String]) -> String {
+        names.contains("app") || !names.contains("web") ? flyDefaultGroup(names) : "web"
     }
 }
 
@@ -235,6 +249,8 @@ private struct GroupResolver {
     let reader: FieldReader
     let known: [String]
     let defaultGroup: String
+    /// `processes = ["app"]` means the default group (processes came from a Procfile).
+    var implicitApp = false
 
     /// The groups a section applies to: its `processes`, or the default group when it has none
     /// (or an empty list), exactly as flyctl decides.
@@ -243,7 +259,8 @@ private struct GroupResolver {
             return ([defaultGroup], false)
         }
         var result: [String] = []
-        for group in list {
+        for listed in list {
+            let group = implicitApp && listed == "app" ? defaultGroup : listed
             guard known.contains(group) else {
                 throw .unknownProcess(group, suggestions: Suggestions.closest(to: group, among: known), known: known,
                                       at: reader.position(table.entry("processes")?.valueLocation))

@@ -28,6 +28,8 @@ enum CheckCommand: Command {
         } else {
             print(renderPlan(config, formation: formation, ports: ports, showEnv: showEnv), terminator: "")
         }
+        // The plan first, then (on stderr) why it cannot run.
+        fflush(nil)
         try config.requireCommands()
         return 0
     }
