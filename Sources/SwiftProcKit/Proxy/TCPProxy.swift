@@ -95,11 +95,20 @@ public final class TCPProxy: @unchecked Sendable {
         if wake.write >= 0 { TCPSocket.close(wake.write) }
     }
 
-    /// Binds 127.0.0.1:`port` and starts accepting. Throws ``ProxyError`` when the port is taken.
+    /// Binds 127.0.0.1:`port` and starts accepting (once: a stopped proxy is not restarted).
+    /// Throws ``ProxyError`` when the port is taken.
     public func start() throws {
         state.lock()
         defer { state.unlock() }
         guard !started else { return }
+        #if canImport(Darwin)
+        // Darwin lets an SO_REUSEADDR bind to 127.0.0.1:port succeed beside another program's
+        // *:port listener (and then takes its local traffic): look for a listener first.
+        if requestedPort != 0, case .connected(let probe) = TCPSocket.connect(port: requestedPort, timeout: 0.5) {
+            TCPSocket.close(probe)
+            throw ProxyError.portInUse(requestedPort)
+        }
+        #endif
         let fd: Int32
         do {
             fd = try TCPSocket.listen(port: requestedPort)
