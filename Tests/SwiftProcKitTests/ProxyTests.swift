@@ -152,6 +152,36 @@ func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -
         #expect(await eventually { fixture.proxy.activeConnections == 0 })
     }
 
+    /// The other way round: the backend half-closes first; the client still gets its bytes through.
+    @Test(arguments: [true, false]) func backendHalfCloseLetsTheClientKeepSending(splice: Bool) async throws {
+        let received = LockedValue(-1)
+        let server = try LoopbackServer(id: "half") { _, fd in
+            _ = TCPSocket.sendAll(fd, Array("hello".utf8))
+            TCPSocket.shutdownWrite(fd)
+            var total = 0
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                total += n
+            }
+            received.set(total)
+        }
+        let fixture = try ProxyFixture(servers: [server], splice: splice)
+        defer { fixture.stop() }
+        let port = fixture.port
+        let greeting = await runOnThread { Result { () throws -> String in
+            let client = try LoopbackClient(port: port)
+            let greeting = String(decoding: try client.receiveAll(), as: UTF8.self) // up to the backend's EOF
+            guard client.send([UInt8](repeating: 1, count: 300_000)) else { throw SocketError("send", EPIPE) }
+            client.shutdownWrite()
+            return greeting
+        } }
+        #expect(try greeting.get() == "hello")
+        #expect(await eventually { received.value == 300_000 })
+        #expect(await eventually { fixture.proxy.activeConnections == 0 })
+    }
+
     /// With `splice` (Linux) and by copying (everywhere).
     @Test(arguments: [true, false]) func backendClosingMidResponseClosesTheClient(splice: Bool) async throws {
         let fixture = try ProxyFixture(servers: [try LoopbackServer.http(id: "app.1")], splice: splice)
@@ -251,6 +281,20 @@ func concurrently<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -
         // A second waiting episode calls it again.
         _ = await runOnThread { Result { try LoopbackClient(port: port).request("/") } }
         #expect(fixture.noBackendCalls.value == 2)
+    }
+
+    @Test func onlyRefusingBackendsAnswer503AfterTheWait() async throws {
+        let dead = try RefusedPort()
+        let fixture = try ProxyFixture(servers: [], waitForBackend: 0.3)
+        defer { fixture.stop() }
+        fixture.pool.add(id: "dead", port: dead.port)
+        let port = fixture.port
+        let response = await runOnThread { Result { try LoopbackClient(port: port).request("/") } }
+        let (status, body) = try response.get()
+        #expect(status == 503)
+        #expect(String(decoding: body, as: UTF8.self) == "no instance of the app is accepting connections\n")
+        #expect(fixture.noBackendCalls.value == 1)
+        #expect(fixture.pool.openConnections("dead") == 0)
     }
 
     @Test func noBackendWithoutHTTPErrorsJustCloses() async throws {

@@ -317,10 +317,14 @@ public final class BackendPool: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if order.isEmpty { return "no instance of the app is running" }
-        if !order.contains(where: { $0.healthy && !$0.draining }) {
-            return "no instance of the app is healthy"
+        let inRotation = order.filter { $0.healthy && !$0.draining }
+        if inRotation.isEmpty {
+            return "no instance of the app is in rotation (failing health checks or draining)"
         }
-        return "every instance of the app is at its connection limit (hard_limit)"
+        if let hard = concurrency?.hardLimit, hard > 0, inRotation.allSatisfy({ $0.open >= hard }) {
+            return "every instance of the app is at its connection limit (hard_limit \(hard))"
+        }
+        return "no instance of the app is accepting connections"
     }
 }
 

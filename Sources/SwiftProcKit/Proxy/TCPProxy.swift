@@ -95,11 +95,20 @@ public final class TCPProxy: @unchecked Sendable {
         if wake.write >= 0 { TCPSocket.close(wake.write) }
     }
 
-    /// Binds 127.0.0.1:`port` and starts accepting. Throws ``ProxyError`` when the port is taken.
+    /// Binds 127.0.0.1:`port` and starts accepting (once: a stopped proxy is not restarted).
+    /// Throws ``ProxyError`` when the port is taken.
     public func start() throws {
         state.lock()
         defer { state.unlock() }
         guard !started else { return }
+        #if canImport(Darwin)
+        // Darwin lets an SO_REUSEADDR bind to 127.0.0.1:port succeed beside another program's
+        // *:port listener (and then takes its local traffic): look for a listener first.
+        if requestedPort != 0, case .connected(let probe) = TCPSocket.connect(port: requestedPort, timeout: 0.5) {
+            TCPSocket.close(probe)
+            throw ProxyError.portInUse(requestedPort)
+        }
+        #endif
         let fd: Int32
         do {
             fd = try TCPSocket.listen(port: requestedPort)
@@ -236,8 +245,13 @@ public final class TCPProxy: @unchecked Sendable {
     // MARK: - One connection
 
     private func serve(_ connection: ProxyConnection) {
-        guard let (lease, backendFD) = obtainBackend(for: connection) else {
-            if !connection.isAborted { refuse(connection.client) }
+        let obtained = obtainBackend(for: connection)
+        guard case .connected(let lease, let backendFD) = obtained else {
+            if !connection.isAborted {
+                let refusedToo = obtained == .gaveUp(connectFailed: true)
+                refuse(connection.client, reason: refusedToo ? "no instance of the app is accepting connections"
+                                                             : pool.unavailableReason())
+            }
             connection.closeAll()
             unregister(connection)
             return
@@ -303,21 +317,27 @@ public final class TCPProxy: @unchecked Sendable {
         }
     }
 
+    private enum Obtained: Equatable {
+        case connected(BackendLease, Int32)
+        /// No backend in time; `connectFailed`: the last attempts found instances that refused.
+        case gaveUp(connectFailed: Bool)
+    }
+
     /// Picks a backend and connects to it, trying the others when a connect fails, and waiting
-    /// (up to `waitForBackend`) while none is available. Nil: give up.
-    private func obtainBackend(for connection: ProxyConnection) -> (BackendLease, Int32)? {
+    /// (up to `waitForBackend`) while none is available.
+    private func obtainBackend(for connection: ProxyConnection) -> Obtained {
         let deadline = ProxyClock.now + waitForBackend
         var failed = Set<String>()
         var failedSince = 0.0
         var isWaiting = false
         defer { if isWaiting { endWaiting() } }
         while true {
-            if connection.isAborted || isStopped { return nil }
+            if connection.isAborted || isStopped { return .gaveUp(connectFailed: false) }
             let (lease, generation) = pool.acquire(excluding: failed)
             if let lease {
                 switch TCPSocket.connect(port: lease.port, timeout: connectTimeout) {
                 case .connected(let fd):
-                    return (lease, fd)
+                    return .connected(lease, fd)
                 case .failed, .timedOut:
                     pool.release(lease)
                     if failed.isEmpty { failedSince = ProxyClock.now }
@@ -330,7 +350,7 @@ public final class TCPProxy: @unchecked Sendable {
                 beginWaiting()
             }
             let now = ProxyClock.now
-            if now >= deadline { return nil }
+            if now >= deadline { return .gaveUp(connectFailed: !failed.isEmpty) }
             if failed.isEmpty {
                 pool.waitForChange(after: generation, until: deadline)
             } else {
@@ -362,9 +382,9 @@ public final class TCPProxy: @unchecked Sendable {
     /// close. The client's request is read and discarded for up to a second after that, so the
     /// close is a clean FIN (unread input would turn it into a reset, which could also destroy
     /// the answer before the client reads it).
-    private func refuse(_ client: Int32) {
+    private func refuse(_ client: Int32, reason: String) {
         if httpErrors {
-            let body = pool.unavailableReason() + "\n"
+            let body = reason + "\n"
             let response = "HTTP/1.1 503 Service Unavailable\r\n"
                 + "Content-Type: text/plain; charset=utf-8\r\n"
                 + "Content-Length: \(body.utf8.count)\r\n"
