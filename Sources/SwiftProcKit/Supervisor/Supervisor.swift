@@ -252,15 +252,18 @@ public actor Supervisor {
         monitor.start()
     }
 
+    /// A check of `name` changed. The monitor's current results are the truth: notifications hop
+    /// here through separate tasks and may arrive out of order.
     private func healthChanged(_ name: String, generation: Int, _ result: HealthResult) {
-        guard let inst = instance(name), inst.generation == generation, inst.monitor != nil,
-              let i = inst.checks.firstIndex(where: { $0.name == result.name }) else { return }
-        let before = inst.checks[i].status
-        inst.checks[i] = result
-        // Logged once per change of state, not every interval; a first result only when failing.
-        if result.status != before && (before != .pending || result.status == .failing) {
-            log.system("\(name) check \(result.name) is \(result.status.rawValue) (\(result.detail))")
+        guard let inst = instance(name), inst.generation == generation, let monitor = inst.monitor else { return }
+        let now = monitor.results
+        for (before, after) in zip(inst.checks, now) where after.status != before.status {
+            // Logged once per change of state, not every interval; a first result only when failing.
+            if before.status != .pending || after.status == .failing {
+                log.system("\(name) check \(after.name) is \(after.status.rawValue) (\(after.detail))")
+            }
         }
+        inst.checks = now
         let gating = Set(plan.checks.filter { $0.gatesTraffic && $0.groups.contains(inst.group) }.map(\.spec.name))
         let healthy = !inst.checks.contains { gating.contains($0.name) && $0.status == .failing }
         for route in routes(serving: inst.group) { route.pool.setHealthy(name, healthy) }
