@@ -9,7 +9,14 @@ import Darwin
 /// `start -d`: run the same command again in the background, with its output in
 /// `.swiftproc/swiftproc.log`, and return once its control socket answers.
 enum Daemon {
+    /// Set in the background child's environment (and removed from its children's).
+    static let childMarker = "SWIFTPROC_DAEMON_CHILD"
+
     static func detach(appDirectory: URL, socketPath: String) throws -> Int32 {
+        // Another supervisor here? Say so now rather than after a child failed.
+        if let other = try? ControlClient(path: socketPath, timeout: 5).send(ControlRequest(command: .status)).status {
+            throw Failure("swiftproc start: swiftproc is already running in this directory (pid \(other.pid)); use `swiftproc stop` first")
+        }
         let stateDir = appDirectory.appendingPathComponent(".swiftproc")
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
@@ -23,7 +30,7 @@ enum Daemon {
         process.executableURL = URL(fileURLWithPath: executablePath())
         process.arguments = Array(CommandLine.arguments.dropFirst())
         var env = ProcessInfo.processInfo.environment
-        env["SWIFTPROC_DAEMON_CHILD"] = "1"
+        env[childMarker] = "1"
         process.environment = env
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
@@ -31,30 +38,43 @@ enum Daemon {
         try Platform.runWithCleanSignalMask(process)
         let pid = process.processIdentifier
 
-        // Ready when the socket answers; failed if the child exits first.
+        // Ready when *this* child answers and has started its formation (after any release
+        // command); if it exits first, its status is ours.
         let client = ControlClient(path: socketPath, timeout: 2)
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(600)
         while Date() < deadline {
-            if (try? client.send(ControlRequest(command: .ping)))?.ok == true {
-                let relative = logURL.path.hasPrefix(FileManager.default.currentDirectoryPath + "/")
-                    ? String(logURL.path.dropFirst(FileManager.default.currentDirectoryPath.count + 1)) : logURL.path
+            // Nothing else holds this child's termination socket, so Foundation may reap it first.
+            let ended: Platform.Exit? = Platform.peekExit(pid) ?? (process.isRunning ? nil
+                : process.terminationReason == .uncaughtSignal ? .signaled(process.terminationStatus)
+                : .exited(process.terminationStatus))
+            if let exit = ended {
+                let tail = (try? String(contentsOf: logURL, encoding: .utf8))?.split(separator: "\n").suffix(5)
+                    .joined(separator: "\n") ?? ""
+                printError("swiftproc start: the background supervisor \(exit.description) during start-up; the end of \(relative(logURL)):\n\(tail)")
+                switch exit {
+                case .exited(let code): return code == 0 ? 1 : code
+                case .signaled(let sig): return 128 + sig
+                }
+            }
+            if let status = (try? client.send(ControlRequest(command: .status)))?.status,
+               status.pid == pid, status.phase == "running" {
                 print("""
                 swiftproc is running in the background (pid \(pid)).
                   follow its logs:  swiftproc logs
                   see what runs:    swiftproc status
                   stop it:          swiftproc stop
-                  log file:         \(relative)
+                  log file:         \(relative(logURL))
                 """)
                 return 0
             }
-            if !process.isRunning || kill(pid, 0) != 0 {
-                let tail = (try? String(contentsOf: logURL, encoding: .utf8))?.split(separator: "\n").suffix(5)
-                    .joined(separator: "\n") ?? ""
-                throw Failure("swiftproc start: the background supervisor exited during start-up:\n\(tail)")
-            }
             usleep(50_000)
         }
-        throw Failure("swiftproc start: the background supervisor (pid \(pid)) did not open its control socket within 30s; see \(logURL.path)")
+        throw Failure("swiftproc start: the background supervisor (pid \(pid)) did not start within 10 minutes; see \(logURL.path)")
+    }
+
+    private static func relative(_ url: URL) -> String {
+        let cwd = FileManager.default.currentDirectoryPath + "/"
+        return url.path.hasPrefix(cwd) ? String(url.path.dropFirst(cwd.count)) : url.path
     }
 
     /// This binary's own path, for starting it again.

@@ -155,3 +155,11 @@ func values(_ key: String, in text: String, lines marker: String) -> [String] {
         line.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
     }
 }
+
+/// Every live process a supervisor started: its descendants and every member of its children's
+/// process groups (the watchdog of each child belongs to the group but is not a descendant).
+func everything(startedBy supervisor: pid_t) -> Set<pid_t> {
+    let table = processTable()
+    let children = Set(table.filter { $0.value.ppid == supervisor }.map(\.key))
+    return Set(descendants(of: supervisor)).union(table.filter { children.contains($0.value.pgid) }.map(\.key))
+}

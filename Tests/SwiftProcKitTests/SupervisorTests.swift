@@ -104,16 +104,16 @@ import Darwin
             .init(name: "worker", command: "exec sleep 1000", count: 1, basePort: 6700, usePTY: false),
         ]), log: log)
         await s.start()
-        await s.scale([("worker", 3)])
+        try await s.scale([("worker", 3)])
         #expect(await eventually { await pids(s, "worker").count == 3 })
         let three = await pids(s, "worker")
         #expect(Set(three.keys) == [1, 2, 3])
         #expect(await s.snapshot().instances.first { $0.name == "worker.3" }?.port == 6702)
-        await s.scale([("worker", 0)])
+        try await s.scale([("worker", 0)])
         #expect(await pids(s, "worker").isEmpty)
         for pid in three.values { #expect(await eventually { !isAlive(pid) }) }
         #expect(await s.formation.map(\.count) == [1, 0])
-        await s.scale([("worker", 2)])
+        try await s.scale([("worker", 2)])
         #expect(await eventually { Set(await pids(s, "worker").keys) == [1, 2] })
         await s.shutdown(reason: nil)
         #expect(await s.waitUntilFinished() == 0)
@@ -158,6 +158,9 @@ import Darwin
         #expect(ShellCommand.execPrefixed("if true; then x; fi") == "if true; then x; fi")
         #expect(ShellCommand.execPrefixed("FOO='a b' x") == "FOO='a b' x")
         #expect(ShellCommand.execPrefixed("exit 3") == "exit 3")
+        #expect(ShellCommand.execPrefixed("FOO=1\techo hi $FOO") == "FOO=1 exec echo hi $FOO")
+        #expect(ShellCommand.execPrefixed("rails s 2>&1") == "exec rails s 2>&1")
+        #expect(ShellCommand.execPrefixed("a 2>&1 &") == "a 2>&1 &")
         #expect(ShellCommand.execPrefixed("cd web") == "cd web")
     }
 
@@ -185,9 +188,9 @@ import Darwin
         await s.start()
         #expect(await eventually { log.output("w.3").contains("up") })
         let downDone = Locked(false)
-        Task { await s.scale([("w", 1)]); downDone.set(true) }
+        Task { try? await s.scale([("w", 1)]); downDone.set(true) }
         #expect(await eventually { await s.snapshot().instances.contains { $0.state == "stopping" } })
-        await s.scale([("w", 3)])
+        try await s.scale([("w", 3)])
         #expect(await eventually(timeout: 10) { downDone.get() }, "the scale-down request finished")
         #expect(await eventually { await s.snapshot().instances.filter { $0.pid != nil && $0.state == "running" }.count == 3 })
         await s.shutdown(reason: nil)

@@ -107,6 +107,9 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
     public var pid: Int32
     public var groups: [GroupStatus]
     public var instances: [InstanceStatus]
+    /// The supervisor's phase: `starting`, `releasing` (the release command runs), `running`,
+    /// `stopping`. Optional so that replies of older versions still decode.
+    public var phase: String?
 
     public init(app: String, pid: Int32, groups: [GroupStatus], instances: [InstanceStatus]) {
         self.app = app

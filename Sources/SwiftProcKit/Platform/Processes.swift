@@ -32,13 +32,6 @@ public enum Platform {
         return kill(-pgid, signal) == 0
     }
 
-    /// Whether any process of group `pgid` still exists (zombies included).
-    public static func isGroupAlive(_ pgid: pid_t) -> Bool {
-        guard pgid > 1 else { return false }
-        if kill(-pgid, 0) == 0 { return true }
-        return errno == EPERM
-    }
-
     /// How a child ended, as the kernel reports it.
     public enum Exit: Sendable, Equatable, CustomStringConvertible {
         case exited(Int32)

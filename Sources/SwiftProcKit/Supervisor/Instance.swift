@@ -2,8 +2,10 @@ import Foundation
 
 /// One running (or not) copy of a process group: `app.2`.
 ///
-/// Owned by the ``Supervisor`` actor; a plain class only so the actor can mutate entries of its
-/// table in place without copy-back noise.
+/// Owned by the ``Supervisor`` actor and never handed outside it. Work that outlives an `await`
+/// (timers, stops, health notifications) refers to an instance by ``id`` — unique for the
+/// supervisor's lifetime, unlike its name, which a later instance may reuse — plus the spawn
+/// ``generation`` it was about.
 final class Instance {
     enum State: Equatable {
         case starting
@@ -17,6 +19,7 @@ final class Instance {
         case stoppedIdle
     }
 
+    let id: Int
     let group: String
     let index: Int
     let name: String
@@ -28,32 +31,33 @@ final class Instance {
     /// Wall-clock seconds since 1970 of the last state change.
     var lastUpdated: Double = Date().timeIntervalSince1970
 
-    var process: Process?
+    /// The current process (= process group) while one may exist.
     var pid: pid_t?
-    /// Counts spawns, so a late notification about an earlier process is recognised and ignored.
+    /// The supervisor-wide number of the current spawn; a late notification about an earlier
+    /// process carries an older one and is ignored.
     var generation = 0
     var startedAt: Double = 0
     /// Set once the current process's leader exit was seen (by peek or by Foundation).
     var exitSeen = false
-    /// Set once Foundation reaped the current process.
-    var reaped = true
     var restarts = 0
     var consecutiveFailures = 0
-    /// False once the formation no longer wants this instance (scale down) or while a restart
-    /// request replaces it: its exit then triggers no restart policy.
+    /// False once the formation no longer wants this instance (scale down): its exit triggers
+    /// no restart and the instance leaves the table.
     var wanted = true
-    /// The kill signal escalated to SIGKILL because the timeout passed.
-    var killedHard = false
+    /// A rolling restart is replacing this process: its exit triggers no restart policy; the
+    /// restart starts it again. It still counts in the formation.
+    var replacing = false
     /// Being stopped by auto-stop: its exit becomes `stoppedIdle`, not a restart.
     var stoppingForIdle = false
+    var pendingRestart: Task<Void, Never>?
+    /// Resumed when the current process has exited.
+    var exitWaiters: [CheckedContinuation<Void, Never>] = []
     /// The current process's health checks and their latest results, in check order.
     var monitor: HealthMonitor?
     var checks: [HealthResult] = []
-    var pendingRestart: Task<Void, Never>?
-    /// Resumed when the current process has exited and been cleaned up.
-    var exitWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(group: String, index: Int, machineID: String, port: Int, colorIndex: Int) {
+    init(id: Int, group: String, index: Int, machineID: String, port: Int, colorIndex: Int) {
+        self.id = id
         self.group = group
         self.index = index
         self.name = "\(group).\(index)"
@@ -67,8 +71,8 @@ final class Instance {
         lastUpdated = Date().timeIntervalSince1970
     }
 
-    /// Whether a process of this instance may still exist.
-    var hasProcess: Bool { pid != nil && !(exitSeen && reaped) }
+    /// Whether its program is (as far as we know) alive.
+    var isLive: Bool { pid != nil && !exitSeen }
 
     /// Words for `status`: the state and its detail.
     func describe(now: Double) -> (state: String, detail: String?) {

@@ -25,8 +25,9 @@ public final class ReleasePhase: @unchecked Sendable {
 
     public init() {}
 
-    /// Runs `command` and waits for it. Output goes to `log` as `release` lines.
-    public func run(_ command: String, plan: SupervisorPlan, timeout: Double, log: any SupervisorLog) async -> Outcome {
+    /// Runs `command` with `spawner` and waits for it. Output goes to `log` as `release` lines.
+    func run(_ command: String, plan: SupervisorPlan, spawner: Spawner, usePTY: Bool, timeout: Double,
+             log: any SupervisorLog) async -> Outcome {
         var env = plan.environment
         env["RELEASE_COMMAND"] = "1"
         env["FLY_PROCESS_GROUP"] = "fly_app_release_command"
@@ -35,10 +36,9 @@ public final class ReleasePhase: @unchecked Sendable {
         env["FLY_REGION"] = "local"
         let child: SpawnedChild
         do {
-            let spawner = try Spawner()
             child = try spawner.spawn(SpawnRequest(command: command, environment: env, directory: plan.directory,
-                                                   usePTY: plan.groups.first?.usePTY ?? true,
-                                                   killSignal: plan.killSignal, killTimeout: plan.killTimeout),
+                                                   usePTY: usePTY, killSignal: plan.killSignal,
+                                                   killTimeout: plan.killTimeout),
                                       onExit: { _, _ in })
         } catch {
             return .couldNotStart(String(describing: error))
@@ -46,7 +46,7 @@ public final class ReleasePhase: @unchecked Sendable {
         let setPID: (pid_t?) -> Bool = { [self] p in lock.lock(); defer { lock.unlock() }; pid = p; return cancelled }
         if setPID(child.pid) { Platform.signalGroup(child.pid, SIGKILL) }
         let outputClosed = Locked(false)
-        log.attach(fd: child.outputFD, source: "release", group: "release", colorIndex: -1, isPTY: true,
+        log.attach(fd: child.outputFD, source: "release", group: "release", colorIndex: -1, isPTY: usePTY,
                    onClose: { outputClosed.set(true) })
         log.system("running release command: \(command)")
         let deadline = Platform.monotonicSeconds() + timeout
@@ -57,6 +57,7 @@ public final class ReleasePhase: @unchecked Sendable {
             if isCancelled {
                 Platform.signalGroup(child.pid, SIGKILL)
                 _ = setPID(nil)
+                log.system("release command stopped; not starting")
                 return .cancelled
             }
             if Platform.monotonicSeconds() >= deadline {

@@ -121,29 +121,31 @@ public final class Spawner: @unchecked Sendable {
         } catch {
             close(readFD)
             close(writeFD)
-            if errno == EMFILE || errno == ENFILE { throw .outOfFileDescriptors }
-            throw .launchFailed(String(describing: error))
+            let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code ?? 0
+            if posix == Int(EMFILE) || posix == Int(ENFILE) { throw .outOfFileDescriptors }
+            throw .launchFailed(error.localizedDescription)
         }
         // Only the child may hold the write side, or EOF never comes.
         close(writeFD)
         return SpawnedChild(process: process, pid: process.processIdentifier, outputFD: readFD)
     }
 
-    /// The `sh -c` script: move the watchdog pipe to fd 3, start the watchdog loop in the
-    /// background (ignoring the signals swiftproc uses for a normal stop, so it outlives the
-    /// program and is cleaned up with the group), then run the command with stdin = /dev/null.
+    /// The `sh -c` script: move the watchdog pipe to fd 3, start the watchdog loop (ignoring the
+    /// signals swiftproc uses for a normal stop, so it outlives the program and is cleaned up with
+    /// the group), then run the command with stdin = /dev/null.
+    ///
+    /// The loop is started from a subshell, `( … & )`, so it is not a job of the shell that runs
+    /// the command: `wait`, `$!` and `%1` in the command never see it. It stays in the process
+    /// group, and `$$` in it is still the command's pid. One line, so a shell error reads
+    /// `sh: 1: …` whatever the wrapper looks like.
     static func wrapperScript(for request: SpawnRequest) -> String {
         let signal = Platform.signalName(request.killSignal).replacingOccurrences(of: "SIG", with: "")
         let ticks = max(1, Int((request.killTimeout * 10).rounded(.up)))
         // After the kill signal, wait (in 0.1 s steps, up to kill_timeout) only while the group's
         // leader — `$$`, which the command became — is alive, then SIGKILL whatever is left.
-        return """
-        exec 3<&0 </dev/null
-        { trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; kill -s \(signal) 0; \
-        n=0; while [ $n -lt \(ticks) ] && kill -0 $$ 2>/dev/null; do sleep 0.1; n=$((n+1)); done; kill -s KILL 0; } &
-        exec 3<&-
-        \(ShellCommand.execPrefixed(request.command))
-        """
+        let watchdog = "trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; kill -s \(signal) 0; "
+            + "n=0; while [ $n -lt \(ticks) ] && kill -0 $$ 2>/dev/null; do sleep 0.1; n=$((n+1)); done; kill -s KILL 0"
+        return "exec 3<&0 </dev/null; ( { \(watchdog); } & ); exec 3<&-; " + ShellCommand.execPrefixed(request.command)
     }
 }
 
@@ -159,12 +161,12 @@ public enum ShellCommand {
         guard isSimple(trimmed) else { return command }
         var words = trimmed[...]
         var prefix = ""
-        while let word = words.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true).first,
+        while let word = words.split(maxSplits: 1, omittingEmptySubsequences: true, whereSeparator: isBlank).first,
               isAssignment(word) {
             // A quoted value may hold spaces; splitting on them here would break it, so run as is.
             if word.contains(where: { "'\"\\".contains($0) }) { return command }
             prefix += word + " "
-            words = words[word.endIndex...].drop { $0 == " " }
+            words = words[word.endIndex...].drop(while: isBlank)
         }
         if words.hasPrefix("exec ") || words == "exec" { return trimmed }
         return prefix + "exec " + words
@@ -175,7 +177,9 @@ public enum ShellCommand {
     static func isSimple(_ command: String) -> Bool {
         if command.isEmpty { return false }
         var inSingle = false, inDouble = false, escaped = false
+        var previous: Unicode.Scalar = " "
         for c in command.unicodeScalars {
+            defer { previous = c }
             if escaped { escaped = false; continue }
             if inSingle { if c == "'" { inSingle = false }; continue }
             if c == "\\" { escaped = true; continue }
@@ -183,12 +187,14 @@ public enum ShellCommand {
             switch c {
             case "'": inSingle = true
             case "\"": inDouble = true
+            // `2>&1` and `<&3` are redirections, not a background `&`.
+            case "&" where previous == ">" || previous == "<": break
             case ";", "&", "|", "(", ")", "`", "\n", "\r": return false
             default: break
             }
         }
         if inSingle || inDouble || escaped { return false }
-        let first = command.split(separator: " ").first.map(String.init) ?? ""
+        let first = command.split(whereSeparator: isBlank).first.map(String.init) ?? ""
         // Reserved words and builtins that only exist inside the shell (`exit 3`, `cd x`) cannot be exec'd.
         let shellOnly: Set<String> = ["if", "then", "else", "elif", "fi", "do", "done", "case", "esac",
                                       "while", "until", "for", "!", "in", "{", "}", "function",
@@ -197,6 +203,8 @@ public enum ShellCommand {
                                       "ulimit", "umask", "times", "read", "local", "type", "command", "hash"]
         return !shellOnly.contains(first)
     }
+
+    private static func isBlank(_ c: Character) -> Bool { c == " " || c == "\t" }
 
     private static func isAssignment(_ word: Substring) -> Bool {
         guard let eq = word.firstIndex(of: "="), eq != word.startIndex else { return false }

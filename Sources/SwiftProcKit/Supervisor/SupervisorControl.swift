@@ -54,7 +54,11 @@ public struct SupervisorControl: ControlService {
         } catch {
             return .failure(error.message)
         }
-        await supervisor.scale(target.entries.map { ($0.group, $0.count) })
+        do {
+            try await supervisor.scale(target.entries.map { ($0.group, $0.count) })
+        } catch {
+            return .failure(error.message)
+        }
         let after = await supervisor.formation
         let lines = zip(before, after).map { b, a in "\(b.group): \(b.count) → \(a.count)" }
         return ControlReply(message: lines.joined(separator: "\n"), status: await supervisor.snapshot())
@@ -63,8 +67,9 @@ public struct SupervisorControl: ControlService {
     public func logs(names: [String], lines: Int, subscriber: (any LogSubscriber)?) async throws(ControlServiceError) -> [LogRecord] {
         let known = await supervisor.groupNames
         for name in names {
-            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-            let groupOK = known.contains(parts[0])
+            // `group` or `group.N` with N ≥ 1; anything else (``, `.`, `app.`, `app.x`) is unknown.
+            let parts = name.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let groupOK = parts.first.map(known.contains) ?? false
             let indexOK = parts.count == 1 || (Int(parts[1]).map { $0 >= 1 } ?? false)
             if !groupOK || !indexOK {
                 throw ControlServiceError("unknown process \"\(name)\"; known groups: \(known.joined(separator: ", "))")

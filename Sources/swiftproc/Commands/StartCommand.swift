@@ -60,14 +60,7 @@ enum StartCommand: Command {
         let config = try AppOptions.loadConfig(arguments)
         try config.requireCommands()
         let plan = try makePlan(config, arguments)
-        let socketPath = ControlSocket.path(appDirectory: plan.directory.path, override: arguments.value("socket"),
-                                            environment: ProcessInfo.processInfo.environment)
-        if arguments.has("daemon") && ProcessInfo.processInfo.environment["SWIFTPROC_DAEMON_CHILD"] == nil {
-            return try Daemon.detach(appDirectory: plan.directory, socketPath: socketPath)
-        }
-        let isDaemonChild = ProcessInfo.processInfo.environment["SWIFTPROC_DAEMON_CHILD"] != nil
-
-        Platform.raiseOpenFileLimit()
+        // Every flag is checked before a daemon detaches, so mistakes are reported here.
         var style = LogStyle.automatic(for: STDOUT_FILENO)
         if arguments.has("no-color") { style.color = false }
         if arguments.has("no-timestamps") { style.timestamps = false }
@@ -75,7 +68,19 @@ enum StartCommand: Command {
             guard let n = Int(text), n > 0 else { throw UsageError(message: "--log-lines needs a positive number, not \"\(text)\"", command: name) }
             return n
         } ?? RecentLines.defaultCapacity
+        let socketPath = ControlSocket.path(appDirectory: plan.directory.path, override: arguments.value("socket"),
+                                            environment: ProcessInfo.processInfo.environment)
+        let isDaemonChild = ProcessInfo.processInfo.environment[Daemon.childMarker] != nil
+        if arguments.has("daemon") && !isDaemonChild {
+            return try Daemon.detach(appDirectory: plan.directory, socketPath: socketPath)
+        }
+
+        Platform.raiseOpenFileLimit()
         let logs = LogMultiplexer(output: STDOUT_FILENO, style: style, ringCapacity: ringCapacity)
+        defer {
+            logs.flush()
+            logs.shutdown()
+        }
         let supervisor = try Supervisor(plan: plan, log: logs)
 
         // Refuse before spawning anything if another supervisor owns this directory.
@@ -87,49 +92,44 @@ enum StartCommand: Command {
         } catch {
             throw Failure("swiftproc start: \(error)")
         }
+        defer { server.stop() }
 
         // The proxies next, so a port in use stops us before anything runs.
         do {
             for line in try await supervisor.openProxies() { logs.system(line) }
+            try await supervisor.checkFormation()
+        } catch let error as ControlServiceError {
+            throw Failure("swiftproc start: \(error.message)")
         } catch {
-            server.stop()
-            logs.flush()
-            logs.shutdown()
             throw Failure("swiftproc start: \(error) — or use --proxy-port PORT or --no-proxy")
         }
 
-        // Signals become messages to the supervisor. SIGHUP does not stop a daemon: it has no terminal.
-        let release = ReleasePhase()
+        // Signals become messages to the supervisor, which also stops a release command.
+        // SIGHUP does not stop a daemon: it has no terminal.
         var shutdownSignals = [SIGINT, SIGTERM]
         if !isDaemonChild { shutdownSignals.append(SIGHUP) } else { Platform.catchWithoutAction(SIGHUP) }
         let sources = shutdownSignals.map { number in
             SignalSource(number) {
-                release.cancel()
                 Task { await supervisor.shutdown(reason: "\(Platform.signalName(number)) received") }
             }
         }
         defer { withExtendedLifetime(sources) {} }
 
         if let command = config.releaseCommand, !command.isEmpty, !arguments.has("skip-release") {
-            let outcome = await release.run(command, plan: plan, timeout: DurationText.seconds(config.releaseCommandTimeout),
-                                            log: logs)
-            if outcome != .succeeded {
-                server.stop()
-                logs.flush()
-                logs.shutdown()
-                switch outcome {
-                case .failed(_, let status): return status
-                case .couldNotStart(let why): throw Failure("swiftproc start: the release command could not start: \(why)")
-                default: return 1
-                }
+            let outcome = await supervisor.runRelease(command, timeout: DurationText.seconds(config.releaseCommandTimeout),
+                                                      usePTY: !arguments.has("no-tty"))
+            switch outcome {
+            case .succeeded: break
+            case .failed(_, let status): return status
+            case .couldNotStart(let why): throw Failure("swiftproc start: the release command could not start: \(why)")
+            case .timedOut: return 1
+            case .cancelled:
+                _ = await supervisor.waitUntilFinished()
+                return 1
             }
         }
         await supervisor.start()
-        let status = await supervisor.waitUntilFinished()
-        server.stop()
-        logs.flush()
-        logs.shutdown()
-        return status
+        return await supervisor.waitUntilFinished()
     }
 
     /// Turns config and flags into what the supervisor runs.
@@ -150,7 +150,7 @@ enum StartCommand: Command {
         }
         let groups = config.groups.map { g in
             var restart = SupervisorPlan.Restart(g.restart)
-            if let override { restart.mode = override }
+            if let override { restart = restart.overridden(by: override) }
             return SupervisorPlan.Group(name: g.name, command: g.command ?? "", count: formation[g.name],
                                         restart: restart, basePort: ports.port(group: g.name, instance: 1) ?? ports.base,
                                         usePTY: !arguments.has("no-tty") && !pipeGroups.contains(g.name))
@@ -170,7 +170,8 @@ enum StartCommand: Command {
             }
             proxyPort = p
         }
-        let environment = config.environment(inheriting: ProcessInfo.processInfo.environment)
+        var environment = config.environment(inheriting: ProcessInfo.processInfo.environment)
+        environment.removeValue(forKey: Daemon.childMarker)
         return SupervisorPlan(appName: config.appName ?? directory.lastPathComponent, directory: directory,
                               groups: groups, environment: environment, killSignal: config.killSignal.number,
                               killTimeout: DurationText.seconds(config.killTimeout),
@@ -213,6 +214,16 @@ enum StartCommand: Command {
 }
 
 extension SupervisorPlan.Restart {
+    /// `--restart MODE` for a group whose own policy is `self`: `always` retries for ever,
+    /// `on-failure` keeps the group's retries when it had some (else Fly's 10), `never` none.
+    func overridden(by mode: Mode) -> SupervisorPlan.Restart {
+        switch mode {
+        case .always: return .init(mode: .always, retries: Int.max)
+        case .onFailure: return .init(mode: .onFailure, retries: self.mode == .onFailure ? retries : 10)
+        case .never: return .init(mode: .never, retries: 0)
+        }
+    }
+
     /// fly.toml's policy in the supervisor's terms.
     init(_ policy: RestartPolicy) {
         switch policy {

@@ -1,0 +1,136 @@
+import Foundation
+
+/// Fly's edge on a laptop: the proxies in front of services, health checks, auto stop/start.
+extension Supervisor {
+    /// A service's proxy and pool. The pool is fed by instance lifecycle: added when started,
+    /// marked unhealthy by failing service checks, drained before a stop, removed at exit.
+    final class Route: @unchecked Sendable {
+        let service: SupervisorPlan.Service
+        let pool: BackendPool
+        /// Set once, by ``Supervisor/openProxies()``, before any instance starts.
+        var proxy: TCPProxy?
+
+        init(service: SupervisorPlan.Service, pool: BackendPool) {
+            self.service = service
+            self.pool = pool
+        }
+    }
+
+    func routes(serving group: String) -> [Route] {
+        routes.filter { $0.service.groups.contains(group) }
+    }
+
+    /// Opens every service's proxy on 127.0.0.1. Call before ``start()``, so a port in use is
+    /// reported before anything is spawned. Returns one line per proxy for the user.
+    public func openProxies() throws -> [String] {
+        var lines: [String] = []
+        for (i, route) in routes.enumerated() {
+            guard let port = route.service.listenPort else { continue }
+            let proxy = TCPProxy(port: port, pool: route.pool, waitForBackend: plan.proxyWait,
+                                 onNoBackend: { [weak self] in Task { await self?.connectionWaiting(route: i) } },
+                                 httpErrors: route.service.isHTTP)
+            do {
+                try proxy.start()
+            } catch {
+                routes.forEach { $0.proxy?.stop() }
+                throw error
+            }
+            route.proxy = proxy
+            lines.append("\(route.service.name): proxy on 127.0.0.1:\(proxy.boundPort) → \(route.service.groups.joined(separator: ", "))")
+        }
+        return lines
+    }
+
+    /// The port a service's proxy listens on (0 when it has none).
+    public func proxyPort(service index: Int) -> Int { routes[index].proxy?.boundPort ?? 0 }
+
+    /// A client waits at a proxy with no instance to take it: start an idle-stopped one.
+    private func connectionWaiting(route index: Int) {
+        let route = routes[index]
+        guard route.service.autoStart, phase == .running else { return }
+        let candidates = instances.filter { route.service.groups.contains($0.group) && $0.wanted }
+        if candidates.contains(where: { $0.state == .running || $0.state == .starting }) { return }
+        guard let inst = candidates.first(where: { $0.state == .stoppedIdle }) else { return }
+        log.system("\(inst.name) starting: a connection is waiting at \(route.service.name)")
+        launch(inst)
+    }
+
+    /// Auto-stop: instances of an `auto_stop_machines` service with no connection for the idle
+    /// timeout are stopped, down to `min_machines_running`, highest index first.
+    private func stopIdleInstances() {
+        guard phase == .running else { return }
+        for route in routes where route.service.autoStop {
+            let running = instances.filter {
+                route.service.groups.contains($0.group) && $0.wanted && !$0.replacing && $0.state == .running
+                    && !$0.stoppingForIdle
+            }.sorted { $0.index > $1.index }
+            var left = running.count
+            for inst in running where left > route.service.minRunning {
+                guard route.pool.openConnections(inst.name) == 0,
+                      let idle = route.pool.idleSeconds(inst.name), idle >= plan.idleTimeout else { continue }
+                left -= 1
+                inst.stoppingForIdle = true
+                // Out of rotation first, so no connection is routed to it while it stops.
+                for r in routes(serving: inst.group) { r.pool.remove(inst.name) }
+                log.system("\(inst.name) has had no connections for \(formatSeconds(plan.idleTimeout.rounded())) — stopping it (auto_stop_machines)")
+                let id = inst.id
+                Task { await self.stop(id: id, drain: false) }
+            }
+        }
+    }
+
+    func startIdleWatch() {
+        guard routes.contains(where: { $0.service.autoStop }) else { return }
+        let every = min(max(plan.idleTimeout / 4, 0.05), 30)
+        idleWatch = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(every * 1e9))
+                await self?.stopIdleInstances()
+            }
+        }
+    }
+
+    // MARK: - Health checks
+
+    /// Starts the instance's checks, each on the instance's own port where it probes the service's.
+    func startHealthChecks(_ inst: Instance) {
+        let specs = plan.checks.filter { $0.groups.contains(inst.group) }.map { check -> HealthCheckSpec in
+            var spec = check.spec
+            if check.usesInstancePort { spec.port = inst.port }
+            return spec
+        }
+        guard !specs.isEmpty else { return }
+        let (id, generation) = (inst.id, inst.generation)
+        let monitor = HealthMonitor(instance: inst.name, checks: specs) { [weak self] _ in
+            Task { await self?.healthChanged(id: id, generation: generation) }
+        }
+        inst.monitor = monitor
+        inst.checks = monitor.results
+        monitor.start()
+    }
+
+    func stopHealthChecks(_ inst: Instance) {
+        inst.monitor?.stop()
+        inst.monitor = nil
+        inst.checks = []
+    }
+
+    /// A check changed. The monitor's current results are the truth: notifications hop here
+    /// through separate tasks and may arrive out of order.
+    private func healthChanged(id: Int, generation: Int) {
+        guard let inst = instance(id: id), inst.generation == generation, let monitor = inst.monitor else { return }
+        let now = monitor.results
+        for (before, after) in zip(inst.checks, now) where after.status != before.status {
+            // Logged once per change of state, not every interval; a first result only when failing.
+            if before.status != .pending || after.status == .failing {
+                log.system("\(inst.name) check \(after.name) is \(after.status.rawValue) (\(after.detail))")
+            }
+        }
+        inst.checks = now
+        let gating = Set(plan.checks.filter { $0.gatesTraffic && $0.groups.contains(inst.group) }.map(\.spec.name))
+        let healthy = !inst.checks.contains { gating.contains($0.name) && $0.status == .failing }
+        for route in routes(serving: inst.group) where !inst.stoppingForIdle {
+            route.pool.setHealthy(inst.name, healthy)
+        }
+    }
+}

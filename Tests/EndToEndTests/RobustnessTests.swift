@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+@testable import SwiftProcKit
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Hostile requests and awkward timing against a running supervisor.
+@Suite(.serialized) struct RobustnessTests {
+    private func status(_ app: URL, socket: [String] = []) async throws -> StatusSnapshot {
+        let r = try await runSwiftProc(["status", "--json"] + socket, in: app)
+        return try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8))
+    }
+
+    @Test func oddNamesFromClientsNeverCrashTheSupervisor() async throws {
+        let app = try makeApp(["Procfile": "web: echo up; exec sleep 1000\n"])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("| up"))
+        for words in [["logs", "--no-follow", "."], ["logs", "--no-follow", ""], ["logs", "--no-follow", "web."],
+                      ["logs", "--no-follow", "web.x"], ["logs", "--no-follow", "web.0"], ["restart", "."],
+                      ["restart", ""], ["scale", "=3"], ["scale", "web=-"], ["scale", "."]] {
+            let r = try await runSwiftProc(words, in: app)
+            #expect(r.status == 1, "\(words): \(r.out) \(r.err)")
+            #expect(!r.err.isEmpty && r.err.split(separator: "\n").count <= 2, "\(words): \(r.err)")
+        }
+        #expect(sp.process.isRunning)
+        #expect(try await status(app).instances.count == 1)
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+
+    @Test func waitInACommandDoesNotWaitForTheWatchdog() async throws {
+        let app = try makeApp(["Procfile": "both: sleep 0.2 & sleep 0.2 & wait; echo both-done; exit 3\n"])
+        let sp = try SwiftProc(["start", "--no-color", "--no-restart"], in: app)
+        #expect(await sp.waitForExit(timeout: 10) == 1, "\(sp.stdout.text)")
+        #expect(sp.stdout.text.contains("both-done"))
+        #expect(sp.stdout.text.contains("both.1 exited with status 3"))
+    }
+
+    @Test func scaleAndRestartWaitForTheReleaseCommandAndStopCancelsIt() async throws {
+        let app = try makeApp(["fly.toml": """
+            [deploy]
+              release_command = "sleep 30"
+            [processes]
+              app = "exec sleep 1000"
+            """])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("running release command"))
+        let scale = try await runSwiftProc(["scale", "app=2"], in: app)
+        #expect(scale.status == 1)
+        #expect(scale.err.contains("release command is still running"), "\(scale.err)")
+        let restart = try await runSwiftProc(["restart"], in: app)
+        #expect(restart.status == 1)
+        let stopAt = Date()
+        let stop = try await runSwiftProc(["stop"], in: app)
+        #expect(stop.status == 0, "\(stop.err)")
+        #expect(await sp.waitForExit() != nil)
+        #expect(Date().timeIntervalSince(stopAt) < 10, "stop ends the release command instead of waiting it out")
+        #expect(!sp.stdout.text.contains("app.1 started"))
+    }
+
+    @Test func aSecondSupervisorWithAnotherSocketLeavesTheFirstOnesProcessesAlone() async throws {
+        let app = try makeApp(["Procfile": "web: echo up pid=$$; exec sleep 1000\n"])
+        let first = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await first.waitFor("up pid="))
+        let socket = app.appendingPathComponent("other.sock").path
+        let second = try SwiftProc(["start", "--no-color", "--socket", socket], in: app)
+        #expect(await second.waitFor("up pid="))
+        #expect(!second.stdout.text.contains("left over"), "\(second.stdout.text)")
+        #expect(!first.stdout.text.contains("killed by SIGKILL"), "\(first.stdout.text)")
+        second.signal(SIGINT)
+        #expect(await second.waitForExit() == 0)
+        #expect(first.process.isRunning)
+        first.signal(SIGINT)
+        #expect(await first.waitForExit() == 0)
+    }
+
+    @Test func restartOverrideAppliesToAGroupWhosePolicyIsNever() async throws {
+        let app = try makeApp(["fly.toml": """
+            [processes]
+              app = "echo run; exit 3"
+            [[restart]]
+              policy = "never"
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "--restart", "on-failure"], in: app)
+        #expect(await sp.waitFor("restarting in"), "\(sp.stdout.text)")
+        #expect(!sp.stdout.text.contains("giving up"))
+        sp.signal(SIGINT)
+        _ = await sp.waitForExit()
+    }
+
+    @Test func daemonReportsAFailedReleaseAndRefusesASecondStart() async throws {
+        let failing = try makeApp(["fly.toml": """
+            [deploy]
+              release_command = "sh -c 'exit 4'"
+            [processes]
+              app = "exec sleep 1000"
+            """])
+        let r = try await runSwiftProc(["start", "-d"], in: failing)
+        #expect(r.status == 4, "\(r.out) \(r.err)")
+        #expect(r.err.contains("release command"), "\(r.err)")
+
+        let app = try makeApp(["Procfile": "web: exec sleep 1000\n"])
+        let first = try await runSwiftProc(["start", "-d"], in: app)
+        #expect(first.status == 0, "\(first.err)")
+        let second = try await runSwiftProc(["start", "-d"], in: app)
+        #expect(second.status == 1)
+        #expect(second.err.contains("already running"), "\(second.err)")
+        #expect(try await runSwiftProc(["stop"], in: app).status == 0)
+    }
+
+    @Test func instancePortsMayNotCollideWithTheProxy() async throws {
+        let proxy = freePorts()
+        let app = try makeApp(["fly.toml": """
+            [processes]
+              app = "exec sleep 1000"
+            [http_service]
+              internal_port = \(proxy)
+            """])
+        let r = try await runSwiftProc(["start", "-p", "\(proxy)"], in: app)
+        #expect(r.status == 1)
+        #expect(r.err.contains("app.1 would listen on port \(proxy)"), "\(r.err)")
+        let high = try await runSwiftProc(["start", "--no-proxy", "-p", "65535", "-m", "app=2"], in: app)
+        #expect(high.status == 1)
+        #expect(high.err.contains("beyond 65535"), "\(high.err)")
+    }
+}
