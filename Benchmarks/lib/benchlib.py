@@ -230,3 +230,39 @@ def children_cpu():
     import resource
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
+
+
+def have_perf():
+    import shutil
+    if not shutil.which("perf"):
+        return False
+    r = subprocess.run(["perf", "stat", "-x,", "-e", "task-clock", "--", "true"], capture_output=True, text=True)
+    return r.returncode == 0 and "task-clock" in r.stderr
+
+
+def idle_reading(pid, seconds, use_perf):
+    """What `pid` did over `seconds`: CPU ticks (utime+stime from /proc, 10 ms resolution), and
+    with perf also its exact CPU time (task-clock, ms) and wake-ups (context switches of every
+    thread, including threads that came and went). Without perf, wake-ups are summed over the
+    threads that exist at both ends."""
+    t0 = cpu_ticks(pid)
+    if use_perf:
+        r = subprocess.run(["perf", "stat", "-x,", "-e", "task-clock,context-switches", "-p", str(pid),
+                            "--", "sleep", str(seconds)], capture_output=True, text=True)
+        values = {}
+        for line in r.stderr.splitlines():
+            parts = line.split(",")
+            if len(parts) > 2 and parts[2] in ("task-clock", "context-switches"):
+                values[parts[2]] = 0.0 if parts[0].startswith("<") else float(parts[0])
+        return dict(ticks=cpu_ticks(pid) - t0, cpu_ms=values.get("task-clock"),
+                    wakeups=values.get("context-switches"))
+    c0 = context_switches(pid)
+    time.sleep(seconds)
+    return dict(ticks=cpu_ticks(pid) - t0, cpu_ms=None, wakeups=context_switches(pid) - c0)
+
+
+def memory(pid):
+    """VmRSS split into private (RssAnon) and file-backed (RssFile: mapped binaries and shared
+    libraries, shared with every other process that maps them), in kB."""
+    return dict(rss=status_kb(pid, "VmRSS"), anon=status_kb(pid, "RssAnon"), file=status_kb(pid, "RssFile"),
+                hwm=status_kb(pid, "VmHWM"))
