@@ -266,3 +266,40 @@ def memory(pid):
     libraries, shared with every other process that maps them), in kB."""
     return dict(rss=status_kb(pid, "VmRSS"), anon=status_kb(pid, "RssAnon"), file=status_kb(pid, "RssFile"),
                 hwm=status_kb(pid, "VmHWM"))
+
+
+def self_cpu():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def system_cpu():
+    """Busy and total CPU seconds of the whole machine so far (all cores, from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already included in user
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+class Usage:
+    """CPU used during a run: by the run's own processes (they roll up into us as we reap them)
+    and by everything else on the machine, which tells a noisy repetition apart."""
+    def __enter__(self):
+        self.self0 = self_cpu()
+        self.ours0 = children_cpu()
+        self.busy0, self.total0 = system_cpu()
+        self.t0 = now()
+        return self
+
+    def __exit__(self, *exc):
+        self.ours = children_cpu() - self.ours0
+        busy, total = system_cpu()
+        self.wall = now() - self.t0
+        capacity = max(total - self.total0, 1e-9)
+        # The benchmark's own CPU (e.g. watching an output file) is neither the run's nor others'.
+        self.others = max(0.0, (busy - self.busy0) - self.ours - (self_cpu() - self.self0))
+        self.others_share = self.others / capacity  # fraction of the machine others used
+        self.ours_share = self.ours / capacity
+        return False
