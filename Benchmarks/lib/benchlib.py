@@ -303,3 +303,17 @@ class Usage:
         self.others_share = self.others / capacity  # fraction of the machine others used
         self.ours_share = self.ours / capacity
         return False
+
+
+def tree_cpu(pid):
+    """CPU seconds used so far by `pid`, its live descendants and the children it has reaped."""
+    total = 0
+    for p in [pid] + descendants(pid):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / CLK_TCK
