@@ -44,6 +44,21 @@ with open(os.path.join(work, "Procfile"), "w") as f:
 with open(os.path.join(work, "baseline.sh"), "w") as f:
     f.write(f'i=0\nwhile [ $i -lt {N} ]; do sleep {MARK} & i=$((i + 1)); done\necho started\nwait\n')
 
+# The same children started the way swiftproc starts them — `sh -c` running Spawner's wrapper
+# (fd 3 = a watchdog pipe that never reaches EOF, a background watchdog subshell, then
+# `exec sleep`) — but from a shell loop: what the wrapper costs without swiftproc. All in the
+# script's process group, so the whole lot is killed with one signal afterwards.
+WRAPPER = ("exec 3<&0 </dev/null\n"
+           "{ trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; kill -s INT 0; n=0; "
+           "while [ $n -lt 50 ] && kill -0 $$ 2>/dev/null; do sleep 0.1; n=$((n+1)); done; kill -s KILL 0; } &\n"
+           "exec 3<&-\n"
+           f"exec sleep {MARK}")
+with open(os.path.join(work, "wrapper.sh"), "w") as f:
+    f.write("WRAPPER=$(cat wrapper.txt)\nrm -f wd.fifo; mkfifo wd.fifo; exec 4<>wd.fifo\n"
+            f'i=0\nwhile [ $i -lt {N} ]; do sh -c "$WRAPPER" <&4 & i=$((i + 1)); done\necho started\nwait\n')
+with open(os.path.join(work, "wrapper.txt"), "w") as f:
+    f.write(WRAPPER)
+
 def marked_sleeps():
     """Live (non-zombie) `sleep MARK` processes."""
     pids = []
@@ -92,6 +107,27 @@ class LineWatcher:
             self.done.set()
         threading.Thread(target=run, daemon=True).start()
 
+class ReadyWatcher:
+    """Polls /proc (every ~10 ms) from launch until N `sleep MARK` processes run: the same end
+    point for every variant, whatever each prints and when."""
+    def __init__(self, start):
+        self.at = None
+        def run():
+            deadline = start + TIMEOUT
+            while b.now() < deadline:
+                if len(marked_sleeps()) >= N:
+                    self.at = b.now() - start
+                    return
+                time.sleep(0.01)
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def wait(self):
+        self.thread.join(TIMEOUT + 5)
+        if self.at is None:
+            raise SystemExit(f"{N} children were not all running within {TIMEOUT:.0f}s")
+        return self.at
+
 USE_PERF = b.have_perf()
 DEMO = os.environ["DEMO"]
 
@@ -100,10 +136,12 @@ def run_baseline():
     self0 = b.self_cpu()
     start = b.now()
     p = b.spawn(["sh", "baseline.sh"], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    ready = ReadyWatcher(start)
     w = LineWatcher(p.stdout, "started", 1)
     if not w.done.wait(TIMEOUT) or w.reached_at is None:
         raise SystemExit("baseline did not start its sleeps in time")
     took = w.reached_at - start
+    ready_at = ready.wait()
     load = others_share(busy0, total0, self0, p.pid)
     time.sleep(SETTLE)
     if len(marked_sleeps()) != N:
@@ -116,7 +154,7 @@ def run_baseline():
     if b.wait_exit(p, TIMEOUT) is None:
         raise SystemExit("baseline did not stop in time")
     stop = b.now() - stop_start
-    return dict(start=took, stop=stop, threads=1, load=load, **mem, **idle)
+    return dict(start=took, running=ready_at, stop=stop, threads=1, load=load, **mem, **idle)
 
 def others_share(busy0, total0, self0, pid):
     """The share of the machine (%) that processes other than the run's (`pid` and its tree) and
@@ -125,6 +163,30 @@ def others_share(busy0, total0, self0, pid):
     busy, total = b.system_cpu()
     others = (busy - busy0) - ours - (b.self_cpu() - self0)
     return max(0.0, others) / max(total - total0, 1e-9) * 100
+
+def run_wrapper_reference():
+    """Start time only: a shell loop starting N children through swiftproc's wrapper."""
+    busy0, total0 = b.system_cpu()
+    self0 = b.self_cpu()
+    start = b.now()
+    p = b.spawn(["sh", "wrapper.sh"], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        ready = ReadyWatcher(start)
+        w = LineWatcher(p.stdout, "started", 1)
+        if not w.done.wait(TIMEOUT) or w.reached_at is None:
+            raise SystemExit("wrapper reference did not start its children in time")
+        took = w.reached_at - start
+        ready_at = ready.wait()
+        load = others_share(busy0, total0, self0, p.pid)
+    finally:
+        # Sleeps and watchdog subshells share the script's process group (no job control in sh -c).
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        b.wait_exit(p, 10)
+        kill_leftovers()
+    return dict(start=took, running=ready_at, load=load)
 
 def run_swift_reference():
     """An idle Swift + Foundation program with no children (swiftproc-demo, quiet): what the
@@ -147,11 +209,13 @@ def run_swiftproc(extra):
     start = b.now()
     p = b.spawn([SWIFTPROC, "start", "--no-color", "-m", f"app={N}"] + extra, cwd=work,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ready = ReadyWatcher(start)
     w = LineWatcher(p.stdout, " started (pid ", N)
     if not w.done.wait(TIMEOUT) or w.reached_at is None:
         b.kill_tree(p.pid)
         raise SystemExit(f"swiftproc started {w.count} of {N} instances in {TIMEOUT:.0f}s:\n" + "".join(w.lines[-20:]))
     took = w.reached_at - start
+    ready_at = ready.wait()
     load = others_share(busy0, total0, self0, p.pid)
     time.sleep(SETTLE)
     running = len(marked_sleeps())
@@ -172,10 +236,10 @@ def run_swiftproc(extra):
         raise SystemExit(f"swiftproc exited {status} after SIGINT with {len(left)} children left:\n" + "".join(w.lines[-20:]))
     if not any("all processes stopped" in l for l in w.lines):
         raise SystemExit("swiftproc did not report `all processes stopped`:\n" + "".join(w.lines[-20:]))
-    return dict(start=took, stop=stop, threads=threads, fds=fds, load=load, **mem, **idle)
+    return dict(start=took, running=ready_at, stop=stop, threads=threads, fds=fds, load=load, **mem, **idle)
 
 variants = [("baseline", run_baseline), ("pty", lambda: run_swiftproc([])), ("--no-tty", lambda: run_swiftproc(["--no-tty"])),
-            ("swift", run_swift_reference)]
+            ("swift", run_swift_reference), ("wrapper", run_wrapper_reference)]
 print(f"spawn and idle: {N} instances, {IDLE:.0f} s idle, {REPS} repetitions; {b.machine_note()}; "
       f"perf {'available' if USE_PERF else 'not available (wake-ups from /proc, CPU in ticks only)'}", file=sys.stderr)
 res = {name: [] for name, _ in variants}
@@ -184,7 +248,10 @@ for rep in range(REPS):
     for name, run in order:
         r = run()
         res[name].append(r)
-        print(f"  rep {rep + 1} {name:<8}" + (f" start {r['start'] * 1000:7.1f} ms (others {r['load']:3.0f}%)" if "start" in r else " " * 34) +
+        if name == "wrapper":
+            print(f"  rep {rep + 1} {name:<8} start {r['start'] * 1000:7.1f} ms, all running {r['running'] * 1000:7.1f} ms (others {r['load']:3.0f}%)", file=sys.stderr)
+            continue
+        print(f"  rep {rep + 1} {name:<8}" + (f" start {r['start'] * 1000:7.1f} ms, all running {r['running'] * 1000:7.1f} ms (others {r['load']:3.0f}%)" if "start" in r else " " * 58) +
               f"  RSS {r['rss'] / 1024:5.1f} MB (private {r['anon'] / 1024:4.1f})  idle {r['ticks']} ticks"
               + (f" {r['cpu_ms']:.2f} ms CPU" if r["cpu_ms"] is not None else "")
               + f", {r['wakeups'] / IDLE:5.1f} wake-ups/s" + (f"  stop {r['stop'] * 1000:7.1f} ms" if "stop" in r else "")
@@ -200,16 +267,20 @@ tick_ms = 1000 / b.CLK_TCK
 labels = {"baseline": f"baseline: sh loop, {N} × `sleep &`, then `wait`",
           "pty": f"swiftproc start -m app={N} (ptys, default)",
           "--no-tty": f"swiftproc start -m app={N} --no-tty (pipes)",
-          "swift": "reference: idle Swift program, no children (swiftproc-demo)"}
+          "swift": "reference: idle Swift program, no children (swiftproc-demo)",
+          "wrapper": f"reference: sh loop, {N} × swiftproc's `sh -c` wrapper (watchdog + exec sleep)"}
 timing = []
-for name in ["baseline", "pty", "--no-tty"]:
+for name in ["baseline", "wrapper", "pty", "--no-tty"]:
     is_base = name == "baseline"
+    has_stop = name != "wrapper"
     timing.append([
         labels[name],
         b.summary([v * 1000 for v in col(name, "start")], "{:.0f}", " ms"),
         "1" if is_base else b.summary(ratio(name, "start"), "{:.1f}", "×"),
-        b.summary([v * 1000 for v in col(name, "stop")], "{:.0f}", " ms"),
-        "1" if is_base else b.summary(ratio(name, "stop"), "{:.1f}", "×"),
+        b.summary([v * 1000 for v in col(name, "running")], "{:.0f}", " ms"),
+        "1" if is_base else b.summary(ratio(name, "running"), "{:.1f}", "×"),
+        b.summary([v * 1000 for v in col(name, "stop")], "{:.0f}", " ms") if has_stop else "",
+        "1" if is_base else b.summary(ratio(name, "stop"), "{:.1f}", "×") if has_stop else "",
         b.summary(col(name, "load"), "{:.0f}", "%"),
     ])
 def idle_ok(name):
@@ -239,8 +310,10 @@ for name in ["baseline", "swift", "pty", "--no-tty"]:
     ])
 text = (f"spawn-and-idle ({time.strftime('%Y-%m-%d', time.gmtime())}): {N} idle children (`sleep`), median (range) of {REPS} runs; "
         f"ratios are to the baseline of the same run; \"others' CPU share\": CPU the rest of the machine used while "
-        f"the run started its children (a high figure marks a disturbed start)\n\n" +
-        b.table(["run", f"start {N}", "vs baseline", f"stop {N}", "vs baseline", "others' CPU share while starting"], timing) +
+        f"the run started its children (a high figure marks a disturbed start). *start*: to the last `started` line "
+        f"(baseline: to the end of its loop); *all running*: until /proc shows {N} `sleep` processes\n\n" +
+        b.table(["run", f"start {N}", "vs baseline", f"all {N} running", "vs baseline", f"stop {N}", "vs baseline",
+                 "others' CPU share while starting"], timing) +
         f"\n\nAfter {SETTLE:.0f} s, with {N} children; idle = the next {IDLE:.0f} s (ticks: utime+stime from /proc/PID/stat, "
         f"{tick_ms:.0f} ms each, rounded from the running total; exact CPU and wake-ups: perf stat task-clock / "
         f"context-switches; goal: less than one tick of CPU over the window)\n\n" +
