@@ -223,9 +223,13 @@ final class RawHTTPClient {
         #expect(try RawHTTPClient.get("/bytes/abc", port: demo.port)?.status == 400)
         #expect(try RawHTTPClient.get("/", port: demo.port, method: "DELETE")?.status == 405)
 
-        // One log line per request, each on its own line.
-        #expect(await eventually { demo.stdout.text.contains("\"GET /bytes/1000003 HTTP/1.1\" 200 1000003 ") })
-        #expect(demo.stdout.text.contains("\"GET /nope HTTP/1.1\" 404 "))
+        // One log line per request, each on its own line (written just after the response is sent).
+        // 15 requests: wait for all their lines (each is logged by its own connection's thread).
+        #expect(await eventually { demo.stdout.text.split(separator: "\n").count == 16 }, "\(demo.stdout.text)")
+        let log = demo.stdout.text
+        #expect(log.contains("\"GET /bytes/1000003 HTTP/1.1\" 200 1000003 "))
+        #expect(log.contains("\"GET /nope HTTP/1.1\" 404 "))
+        #expect(log.contains("\"DELETE / HTTP/1.1\" 405 "))
         demo.process.terminate()
         #expect(await demo.waitForExit() == 0)
     }

@@ -1,0 +1,29 @@
+# Shared by the Benchmarks/*.sh scripts: builds release binaries into .build-bench (its own
+# scratch path, so benchmarks never fight `swift build` over .build) and sets
+#   REPO       the repository root
+#   SWIFTPROC  .build-bench/release/swiftproc
+#   DEMO       .build-bench/release/swiftproc-demo
+#   BENCH_LIB  this directory (benchlib.py lives here)
+# Sourced with `. "$(dirname "$0")/lib/common.sh"`.
+
+BENCH_LIB=$(cd "$(dirname "$0")/lib" && pwd)
+REPO=$(cd "$BENCH_LIB/../.." && pwd)
+export BENCH_LIB REPO
+
+bench_build() {
+  echo "building release binaries (swift build -c release --scratch-path .build-bench)…" >&2
+  if ! (cd "$REPO" && swift build -c release --scratch-path .build-bench >"${TMPDIR:-/tmp}/swiftproc-bench-build.$$.log" 2>&1); then
+    cat "${TMPDIR:-/tmp}/swiftproc-bench-build.$$.log" >&2
+    rm -f "${TMPDIR:-/tmp}/swiftproc-bench-build.$$.log"
+    echo "build failed" >&2
+    exit 1
+  fi
+  rm -f "${TMPDIR:-/tmp}/swiftproc-bench-build.$$.log"
+  SWIFTPROC="$REPO/.build-bench/release/swiftproc"
+  DEMO="$REPO/.build-bench/release/swiftproc-demo"
+  export SWIFTPROC DEMO
+}
+
+bench_require_python() {
+  command -v python3 >/dev/null 2>&1 || { echo "python3 is needed to time and parse the benchmark" >&2; exit 1; }
+}

@@ -1,0 +1,323 @@
+#!/bin/sh
+# Spawning and idling: INSTANCES idle children (`sleep`), under swiftproc and under a plain shell.
+#
+#   baseline   a sh loop starts INSTANCES `sleep` processes in the background (`&`), then `wait`s
+#   pty        swiftproc start -m app=INSTANCES            (each child gets a pty; the default)
+#   --no-tty   swiftproc start -m app=INSTANCES --no-tty   (pipes)
+#
+# Measured in each repetition, for each run:
+#   start      from launch to the INSTANCES-th `started (pid …)` line (baseline: to the loop's end)
+#   RSS        VmRSS of the supervisor (baseline: of the waiting sh) after SETTLE seconds
+#   idle CPU   utime+stime delta of the supervisor over IDLE seconds (clock ticks from
+#              /proc/PID/stat, 10 ms each), and its wake-ups (context switches of all threads)
+#   stop       SIGINT until swiftproc exited, every child gone (baseline: SIGTERM to every sleep
+#              until the sh's `wait` returned)
+# Times and RSS are reported as ratios to the baseline of the same repetition (median, range).
+#
+# Goals: RSS under 20 MB with 200 children; no measurable idle CPU (0 ticks over IDLE seconds).
+#
+#   Benchmarks/spawn-and-idle.sh                 # 200 instances, 10 s idle, 3 repetitions
+#   INSTANCES=50 IDLE=5 REPS=5 Benchmarks/spawn-and-idle.sh
+set -eu
+. "$(dirname "$0")/lib/common.sh"
+bench_require_python
+bench_build
+exec python3 - "$@" <<'PY'
+import os, signal, subprocess, sys, threading, time
+sys.path.insert(0, os.environ["BENCH_LIB"])
+import benchlib as b
+
+b.require_linux()
+N = int(os.environ.get("INSTANCES", "200"))
+REPS = int(os.environ.get("REPS", "3"))
+IDLE = float(os.environ.get("IDLE", "10"))
+SETTLE = float(os.environ.get("SETTLE", "2"))
+TIMEOUT = float(os.environ.get("RUN_TIMEOUT", "60"))
+SWIFTPROC = os.environ["SWIFTPROC"]
+CORES = os.cpu_count() or 1
+
+work = b.scratch_dir("swiftproc-bench-spawn-", need_bytes=0)
+# A sleep duration no other process on the machine uses, so leftovers can be found by cmdline.
+MARK = str(9_000_000 + os.getpid() % 1_000_000)
+with open(os.path.join(work, "Procfile"), "w") as f:
+    f.write(f"app: sleep {MARK}\n")
+with open(os.path.join(work, "baseline.sh"), "w") as f:
+    f.write(f'i=0\nwhile [ $i -lt {N} ]; do sleep {MARK} & i=$((i + 1)); done\necho started\nwait\n')
+
+# The same children started the way swiftproc starts them — `sh -c` running Spawner's wrapper
+# (fd 3 = a watchdog pipe that never reaches EOF, a background watchdog subshell, then
+# `exec sleep`) — but from a shell loop: what the wrapper costs without swiftproc. All in the
+# script's process group, so the whole lot is killed with one signal afterwards.
+WRAPPER = ("exec 3<&0 </dev/null\n"
+           "{ trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; kill -s INT 0; n=0; "
+           "while [ $n -lt 50 ] && kill -0 $$ 2>/dev/null; do sleep 0.1; n=$((n+1)); done; kill -s KILL 0; } &\n"
+           "exec 3<&-\n"
+           f"exec sleep {MARK}")
+with open(os.path.join(work, "wrapper.sh"), "w") as f:
+    f.write("WRAPPER=$(cat wrapper.txt)\nrm -f wd.fifo; mkfifo wd.fifo; exec 4<>wd.fifo\n"
+            f'i=0\nwhile [ $i -lt {N} ]; do sh -c "$WRAPPER" <&4 & i=$((i + 1)); done\necho started\nwait\n')
+with open(os.path.join(work, "wrapper.txt"), "w") as f:
+    f.write(WRAPPER)
+
+def marked_sleeps():
+    """Live (non-zombie) `sleep MARK` processes."""
+    pids = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/cmdline", "rb") as f:
+                if f.read() != b"sleep\0" + MARK.encode() + b"\0":
+                    continue
+            with open(f"/proc/{e}/stat", "rb") as f:
+                st = f.read()
+            if st[st.rfind(b")") + 2:].split()[0] != b"Z":
+                pids.append(int(e))
+        except OSError:
+            pass
+    return pids
+
+def kill_leftovers():
+    for pid in marked_sleeps():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+import atexit
+atexit.register(kill_leftovers)
+
+class LineWatcher:
+    """Reads a child's stdout on a thread (so it never blocks on a full pipe) and notes when the
+    count of lines containing `needle` reaches `target`."""
+    def __init__(self, stream, needle, target):
+        self.lines, self.count, self.reached_at = [], 0, None
+        self.done = threading.Event()
+        self.closed = threading.Event()
+        def run():
+            for raw in stream:
+                line = raw.decode(errors="replace")
+                self.lines.append(line)
+                if needle in line:
+                    self.count += 1
+                    if self.count == target:
+                        self.reached_at = b.now()
+                        self.done.set()
+            self.closed.set()
+            self.done.set()
+        threading.Thread(target=run, daemon=True).start()
+
+class ReadyWatcher:
+    """Polls /proc (every ~10 ms) from launch until N `sleep MARK` processes run: the same end
+    point for every variant, whatever each prints and when."""
+    def __init__(self, start):
+        self.at = None
+        def run():
+            deadline = start + TIMEOUT
+            while b.now() < deadline:
+                if len(marked_sleeps()) >= N:
+                    self.at = b.now() - start
+                    return
+                time.sleep(0.01)
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def wait(self):
+        self.thread.join(TIMEOUT + 5)
+        if self.at is None:
+            raise SystemExit(f"{N} children were not all running within {TIMEOUT:.0f}s")
+        return self.at
+
+USE_PERF = b.have_perf()
+DEMO = os.environ["DEMO"]
+
+def run_baseline():
+    busy0, total0 = b.system_cpu()
+    self0 = b.self_cpu()
+    start = b.now()
+    p = b.spawn(["sh", "baseline.sh"], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    ready = ReadyWatcher(start)
+    w = LineWatcher(p.stdout, "started", 1)
+    if not w.done.wait(TIMEOUT) or w.reached_at is None:
+        raise SystemExit("baseline did not start its sleeps in time")
+    took = w.reached_at - start
+    ready_at = ready.wait()
+    load = others_share(busy0, total0, self0, p.pid)
+    time.sleep(SETTLE)
+    if len(marked_sleeps()) != N:
+        raise SystemExit(f"baseline: {len(marked_sleeps())} sleeps running, expected {N}")
+    mem = b.memory(p.pid)
+    idle = b.idle_reading(p.pid, IDLE, USE_PERF)
+    stop_start = b.now()
+    for pid in marked_sleeps():
+        os.kill(pid, signal.SIGTERM)
+    if b.wait_exit(p, TIMEOUT) is None:
+        raise SystemExit("baseline did not stop in time")
+    stop = b.now() - stop_start
+    return dict(start=took, running=ready_at, stop=stop, threads=1, load=load, **mem, **idle)
+
+def others_share(busy0, total0, self0, pid):
+    """The share of the machine (%) that processes other than the run's (`pid` and its tree) and
+    this script used since the readings: a high figure marks a start time disturbed by others."""
+    ours = b.tree_cpu(pid)
+    busy, total = b.system_cpu()
+    others = (busy - busy0) - ours - (b.self_cpu() - self0)
+    return max(0.0, others) / max(total - total0, 1e-9) * 100
+
+def run_wrapper_reference():
+    """Start time only: a shell loop starting N children through swiftproc's wrapper."""
+    busy0, total0 = b.system_cpu()
+    self0 = b.self_cpu()
+    start = b.now()
+    p = b.spawn(["sh", "wrapper.sh"], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        ready = ReadyWatcher(start)
+        w = LineWatcher(p.stdout, "started", 1)
+        if not w.done.wait(TIMEOUT) or w.reached_at is None:
+            raise SystemExit("wrapper reference did not start its children in time")
+        took = w.reached_at - start
+        ready_at = ready.wait()
+        load = others_share(busy0, total0, self0, p.pid)
+    finally:
+        # Sleeps and watchdog subshells share the script's process group (no job control in sh -c).
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        b.wait_exit(p, 10)
+        kill_leftovers()
+    return dict(start=took, running=ready_at, load=load)
+
+def run_swift_reference():
+    """An idle Swift + Foundation program with no children (swiftproc-demo, quiet): what the
+    runtime costs by itself."""
+    p = b.spawn([DEMO, "--port", "0", "--quiet"], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    w = LineWatcher(p.stdout, "listening on", 1)
+    if not w.done.wait(TIMEOUT):
+        raise SystemExit("swiftproc-demo did not start")
+    time.sleep(SETTLE)
+    mem = b.memory(p.pid)
+    idle = b.idle_reading(p.pid, IDLE, USE_PERF)
+    threads = b.threads(p.pid)
+    p.send_signal(signal.SIGTERM)
+    b.wait_exit(p, 10)
+    return dict(threads=threads, **mem, **idle)
+
+def run_swiftproc(extra):
+    busy0, total0 = b.system_cpu()
+    self0 = b.self_cpu()
+    start = b.now()
+    p = b.spawn([SWIFTPROC, "start", "--no-color", "-m", f"app={N}"] + extra, cwd=work,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ready = ReadyWatcher(start)
+    w = LineWatcher(p.stdout, " started (pid ", N)
+    if not w.done.wait(TIMEOUT) or w.reached_at is None:
+        b.kill_tree(p.pid)
+        raise SystemExit(f"swiftproc started {w.count} of {N} instances in {TIMEOUT:.0f}s:\n" + "".join(w.lines[-20:]))
+    took = w.reached_at - start
+    ready_at = ready.wait()
+    load = others_share(busy0, total0, self0, p.pid)
+    time.sleep(SETTLE)
+    running = len(marked_sleeps())
+    if running != N:
+        b.kill_tree(p.pid)
+        raise SystemExit(f"swiftproc: {running} sleeps running, expected {N}:\n" + "".join(w.lines[-20:]))
+    mem = b.memory(p.pid)
+    threads = b.threads(p.pid)
+    fds = len(os.listdir(f"/proc/{p.pid}/fd"))
+    idle = b.idle_reading(p.pid, IDLE, USE_PERF)
+    stop_start = b.now()
+    os.kill(p.pid, signal.SIGINT)
+    status = b.wait_exit(p, TIMEOUT)
+    stop = b.now() - stop_start
+    w.closed.wait(5)
+    left = marked_sleeps()
+    if status != 0 or left:
+        raise SystemExit(f"swiftproc exited {status} after SIGINT with {len(left)} children left:\n" + "".join(w.lines[-20:]))
+    if not any("all processes stopped" in l for l in w.lines):
+        raise SystemExit("swiftproc did not report `all processes stopped`:\n" + "".join(w.lines[-20:]))
+    return dict(start=took, running=ready_at, stop=stop, threads=threads, fds=fds, load=load, **mem, **idle)
+
+variants = [("baseline", run_baseline), ("pty", lambda: run_swiftproc([])), ("--no-tty", lambda: run_swiftproc(["--no-tty"])),
+            ("swift", run_swift_reference), ("wrapper", run_wrapper_reference)]
+print(f"spawn and idle: {N} instances, {IDLE:.0f} s idle, {REPS} repetitions; {b.machine_note()}; "
+      f"perf {'available' if USE_PERF else 'not available (wake-ups from /proc, CPU in ticks only)'}", file=sys.stderr)
+res = {name: [] for name, _ in variants}
+for rep in range(REPS):
+    order = variants[rep % len(variants):] + variants[:rep % len(variants)]
+    for name, run in order:
+        r = run()
+        res[name].append(r)
+        if name == "wrapper":
+            print(f"  rep {rep + 1} {name:<8} start {r['start'] * 1000:7.1f} ms, all running {r['running'] * 1000:7.1f} ms (others {r['load']:3.0f}%)", file=sys.stderr)
+            continue
+        print(f"  rep {rep + 1} {name:<8}" + (f" start {r['start'] * 1000:7.1f} ms, all running {r['running'] * 1000:7.1f} ms (others {r['load']:3.0f}%)" if "start" in r else " " * 58) +
+              f"  RSS {r['rss'] / 1024:5.1f} MB (private {r['anon'] / 1024:4.1f})  idle {r['ticks']} ticks"
+              + (f" {r['cpu_ms']:.2f} ms CPU" if r["cpu_ms"] is not None else "")
+              + f", {r['wakeups'] / IDLE:5.1f} wake-ups/s" + (f"  stop {r['stop'] * 1000:7.1f} ms" if "stop" in r else "")
+              + f"  threads {r['threads']}" + (f"  fds {r['fds']}" if "fds" in r else ""), file=sys.stderr)
+
+def col(name, key):
+    return [r[key] for r in res[name]]
+
+def ratio(name, key):
+    return [res[name][i][key] / res["baseline"][i][key] for i in range(REPS)]
+
+tick_ms = 1000 / b.CLK_TCK
+labels = {"baseline": f"baseline: sh loop, {N} × `sleep &`, then `wait`",
+          "pty": f"swiftproc start -m app={N} (ptys, default)",
+          "--no-tty": f"swiftproc start -m app={N} --no-tty (pipes)",
+          "swift": "reference: idle Swift program, no children (swiftproc-demo)",
+          "wrapper": f"reference: sh loop, {N} × swiftproc's `sh -c` wrapper (watchdog + exec sleep)"}
+timing = []
+for name in ["baseline", "wrapper", "pty", "--no-tty"]:
+    is_base = name == "baseline"
+    has_stop = name != "wrapper"
+    timing.append([
+        labels[name],
+        b.summary([v * 1000 for v in col(name, "start")], "{:.0f}", " ms"),
+        "1" if is_base else b.summary(ratio(name, "start"), "{:.1f}", "×"),
+        b.summary([v * 1000 for v in col(name, "running")], "{:.0f}", " ms"),
+        "1" if is_base else b.summary(ratio(name, "running"), "{:.1f}", "×"),
+        b.summary([v * 1000 for v in col(name, "stop")], "{:.0f}", " ms") if has_stop else "",
+        "1" if is_base else b.summary(ratio(name, "stop"), "{:.1f}", "×") if has_stop else "",
+        b.summary(col(name, "load"), "{:.0f}", "%"),
+    ])
+def idle_ok(name):
+    """No measurable CPU: with perf, less than one clock tick's worth of CPU over the whole idle
+    window (the ticks column can still move by one when the running total crosses a tick
+    boundary); without perf, no tick in the median run."""
+    cpu_ms = col(name, "cpu_ms")
+    if None not in cpu_ms:
+        return b.med(cpu_ms) < tick_ms
+    return b.med(col(name, "ticks")) == 0
+
+idle_rows = []
+for name in ["baseline", "swift", "pty", "--no-tty"]:
+    is_sp = name in ("pty", "--no-tty")
+    rss_mb = [v / 1024 for v in col(name, "rss")]
+    cpu_ms = col(name, "cpu_ms")
+    idle_rows.append([
+        labels[name],
+        b.summary(rss_mb, "{:.1f}", " MB"),
+        b.summary([v / 1024 for v in col(name, "anon")], "{:.1f}", " MB"),
+        b.summary([v / 1024 for v in col(name, "file")], "{:.1f}", " MB"),
+        b.summary(ratio(name, "rss"), "{:.1f}", "×") if name != "baseline" else "1",
+        b.summary([v * tick_ms for v in col(name, "ticks")], "{:.0f}", " ms"),
+        b.summary(cpu_ms, "{:.2f}", " ms") if None not in cpu_ms else "n/a",
+        b.summary([v / IDLE for v in col(name, "wakeups")], "{:.1f}"),
+        f"RSS < 20 MB — {b.met(b.med(rss_mb) < 20)}; no measurable idle CPU — {b.met(idle_ok(name))}" if is_sp else "",
+    ])
+text = (f"spawn-and-idle ({time.strftime('%Y-%m-%d', time.gmtime())}): {N} idle children (`sleep`), median (range) of {REPS} runs; "
+        f"ratios are to the baseline of the same run; \"others' CPU share\": CPU the rest of the machine used while "
+        f"the run started its children (a high figure marks a disturbed start). *start*: to the last `started` line "
+        f"(baseline: to the end of its loop); *all running*: until /proc shows {N} `sleep` processes\n\n" +
+        b.table(["run", f"start {N}", "vs baseline", f"all {N} running", "vs baseline", f"stop {N}", "vs baseline",
+                 "others' CPU share while starting"], timing) +
+        f"\n\nAfter {SETTLE:.0f} s, with {N} children; idle = the next {IDLE:.0f} s (ticks: utime+stime from /proc/PID/stat, "
+        f"{tick_ms:.0f} ms each, rounded from the running total; exact CPU and wake-ups: perf stat task-clock / "
+        f"context-switches; goal: less than one tick of CPU over the window)\n\n" +
+        b.table(["process", "VmRSS", "private (RssAnon)", "shared libs (RssFile)", "VmRSS vs baseline",
+                 f"idle CPU, ticks", "idle CPU, exact", "wake-ups/s", "goals"], idle_rows))
+b.save("spawn-and-idle", text)
+PY
