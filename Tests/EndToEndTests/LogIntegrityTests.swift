@@ -99,3 +99,41 @@ import Darwin
         #expect(sp.stdout.data.firstRange(of: expected) != nil)
     }
 }
+
+/// Ordering between a child's own lines and swiftproc's lines about it.
+@Suite(.serialized) struct LogOrderTests {
+    @Test func anExitIsAnnouncedAfterTheChildsLastLine() async throws {
+        let app = try makeApp(["Procfile": "app: seq 1 2000; echo last-words; exit 3\n"])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps", "--restart", "never", "-m", "app=30", "--no-tty"], in: app)
+        let marker = Array("exited with status 3".utf8)
+        let done = await eventually(timeout: 60, every: 0.1) {
+            let data = sp.stdout.data
+            var n = 0, from = data.startIndex
+            while let r = data[from...].firstRange(of: marker) { n += 1; from = r.upperBound }
+            return n == 30
+        }
+        #expect(done)
+        sp.signal(SIGINT)
+        _ = await sp.waitForExit()
+        let lines = sp.stdout.text.split(separator: "\n").map(String.init)
+        var early: [String] = []
+        for i in 1...30 {
+            let name = "app.\(i)"
+            guard let exitAt = lines.firstIndex(where: { $0.hasSuffix("| \(name) exited with status 3") }),
+                  let lastAt = lines.firstIndex(where: { $0.hasPrefix(name + " ") && $0.hasSuffix("| last-words") }) else {
+                early.append("\(name): missing lines"); continue
+            }
+            if exitAt < lastAt { early.append(name) }
+        }
+        #expect(early.isEmpty, "exit announced before the last output: \(early)")
+    }
+
+    @Test func aLineWrittenInTwoPartsAcrossABufferBoundaryStaysWhole() async throws {
+        let app = try makeApp(["Procfile": "big: printf '%2000s' '' | tr ' ' x; sleep 0.3; echo y\n"])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps", "--no-tty"], in: app)
+        #expect(await sp.waitFor("exited with status 0"))
+        sp.signal(SIGINT)
+        _ = await sp.waitForExit()
+        #expect(sp.stdout.text.contains("big.1  | " + String(repeating: "x", count: 2000) + "y\n"), "\(sp.stdout.text.prefix(300))")
+    }
+}

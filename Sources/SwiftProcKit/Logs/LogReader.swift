@@ -77,6 +77,8 @@ final class LogReaderLoop: @unchecked Sendable {
     static let readSize = 64 * 1024
     /// A batch larger than this is written mid-iteration, bounding memory with many busy fds.
     static let batchLimit = 1 << 20
+    /// A read at least this large means the writer was ahead of the reader (see `quiet(afterReading:)`).
+    static let bufferBoundaryRead = 1024
 
     final class Stream {
         let fd: Int32
@@ -85,6 +87,9 @@ final class LogReaderLoop: @unchecked Sendable {
         var splitter = LineSplitter()
         var prefix: LogFormatter.Prefix
         var lastData: UInt64 = 0
+        /// How long an unterminated line may sit quiet before it is printed on its own; set by
+        /// the read that left it (see ``LogReaderLoop/quiet(afterReading:)``).
+        var quietFor: UInt64 = 0
         var eof = false
 
         init(attachment: LogAttachment, sourceID: Int32, prefix: LogFormatter.Prefix) {
@@ -164,7 +169,7 @@ final class LogReaderLoop: @unchecked Sendable {
             if quietNanoseconds != .max {
                 for i in 0..<polled where pollfds[i + 1].revents == 0 {
                     let s = streams[i]
-                    if s.splitter.hasPartialLine && now &- s.lastData >= quietNanoseconds { flushPartial(s) }
+                    if s.splitter.hasPartialLine && now &- s.lastData >= s.quietFor { flushPartial(s) }
                 }
             }
             commit()
@@ -213,7 +218,7 @@ final class LogReaderLoop: @unchecked Sendable {
         guard quietNanoseconds != .max else { return -1 }
         var earliest = UInt64.max
         for s in streams where s.splitter.hasPartialLine {
-            earliest = min(earliest, s.lastData &+ quietNanoseconds)
+            earliest = min(earliest, s.lastData &+ s.quietFor)
         }
         guard earliest != .max else { return -1 }
         let now = monotonicNanoseconds()
@@ -226,6 +231,7 @@ final class LogReaderLoop: @unchecked Sendable {
         let n = read(s.fd, readBuffer, LogReaderLoop.readSize)
         if n > 0 {
             s.lastData = now
+            s.quietFor = quiet(afterReading: n)
             s.splitter.feed(UnsafeRawBufferPointer(start: readBuffer, count: n)) { line in emit(line, s) }
             if batch.count >= LogReaderLoop.batchLimit { commit() }
             return
@@ -233,6 +239,14 @@ final class LogReaderLoop: @unchecked Sendable {
         if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
         s.eof = true
         flushPartial(s)
+    }
+
+    /// A partial line that a small read left is a prompt or a progress bar: show it after the
+    /// quiet period. One that a large read left is where a buffer happened to end while the
+    /// writer was ahead of us (a pty splits writes at ~4 KiB, awk writes 4 KiB blocks into
+    /// pipes); its rest is coming, so under load it gets up to a second before it is torn.
+    private func quiet(afterReading bytes: Int) -> UInt64 {
+        bytes >= LogReaderLoop.bufferBoundaryRead ? max(quietNanoseconds, 1_000_000_000) : quietNanoseconds
     }
 
     private func flushPartial(_ s: Stream) {

@@ -39,6 +39,11 @@ final class Instance {
     var startedAt: Double = 0
     /// Set once the current process's leader exit was seen (by peek or by Foundation).
     var exitSeen = false
+    /// The current process's output is still being read.
+    var outputOpen = false
+    /// An exit seen while its output was still being read: announced (and the restart policy
+    /// applied) once the output closed, so the exit line never overtakes the child's last lines.
+    var pendingExit: Platform.Exit?
     var restarts = 0
     var consecutiveFailures = 0
     /// False once the formation no longer wants this instance (scale down): its exit triggers

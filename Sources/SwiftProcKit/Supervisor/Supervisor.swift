@@ -196,10 +196,13 @@ public actor Supervisor {
             unreaped[child.pid] = child.process
             inst.pid = child.pid
             inst.exitSeen = false
+            inst.outputOpen = true
             inst.stoppingForIdle = false
             inst.set(.running)
             log.attach(fd: child.outputFD, source: inst.name, group: inst.group, colorIndex: inst.colorIndex,
-                       isPTY: group.usePTY, onClose: {})
+                       isPTY: group.usePTY, onClose: { [weak self] in
+                           Task { await self?.outputClosed(id: id, generation: generation) }
+                       })
             log.system("\(inst.name) started (pid \(child.pid), port \(inst.port))")
             for route in routes(serving: inst.group) { route.pool.add(id: inst.name, port: inst.port) }
             startHealthChecks(inst)
@@ -242,7 +245,26 @@ public actor Supervisor {
         let waiters = inst.exitWaiters
         inst.exitWaiters = []
         waiters.forEach { $0.resume() }
+        guard inst.outputOpen else { return afterExit(inst, exit) }
+        // Its last lines may still be in the pipe: announce once they are written. The group was
+        // just killed, so the output closes at once — unless a descendant that left the group
+        // holds it, hence the deadline.
+        inst.pendingExit = exit
+        let (id, generation) = (inst.id, inst.generation)
+        Task { [weak self] in
+            try? await Task.sleep(nanoseconds: 1_000_000_000)
+            await self?.outputClosed(id: id, generation: generation)
+        }
+    }
+
+    /// The output of spawn `generation` of instance `id` was read to its end (or we stopped waiting).
+    private func outputClosed(id: Int, generation: Int) {
+        guard let inst = instance(id: id), inst.generation == generation else { return }
+        inst.outputOpen = false
+        guard let exit = inst.pendingExit else { return }
+        inst.pendingExit = nil
         afterExit(inst, exit)
+        if isStopping { finishIfDone() }
     }
 
     private func describe(_ exit: Platform.Exit) -> String {
@@ -393,7 +415,7 @@ public actor Supervisor {
         }
         // Foundation reaps once a group's last member is gone; give stragglers a moment.
         let deadline = Platform.monotonicSeconds() + 3
-        while !unreaped.isEmpty && Platform.monotonicSeconds() < deadline {
+        while (!unreaped.isEmpty || instances.contains { $0.pendingExit != nil }) && Platform.monotonicSeconds() < deadline {
             try? await Task.sleep(nanoseconds: 10_000_000)
         }
         finishIfDone(force: true)
@@ -401,7 +423,7 @@ public actor Supervisor {
 
     private func finishIfDone(force: Bool = false) {
         guard case .stopping = phase else { return }
-        guard force || (unreaped.isEmpty && !instances.contains(where: \.isLive)) else { return }
+        guard force || (unreaped.isEmpty && !instances.contains { $0.isLive || $0.pendingExit != nil }) else { return }
         phase = .finished
         if hardKills > 0 {
             log.system("stopped; \(hardKills) process group\(hardKills == 1 ? " was" : "s were") killed with SIGKILL")
