@@ -126,4 +126,22 @@ import Darwin
         #expect(high.status == 1)
         #expect(high.err.contains("beyond 65535"), "\(high.err)")
     }
+
+    @Test func formationsThatCannotWorkAreRefusedUpFront() async throws {
+        let app = try makeApp(["Procfile": "app: exec sleep 1000\nworker: exec sleep 1000\n"])
+        let overlap = try await runSwiftProc(["start", "-m", "app=101"], in: app)
+        #expect(overlap.status == 1)
+        #expect(overlap.err.contains("worker.1 would listen on port 5100, which app.101 uses"), "\(overlap.err)")
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("worker.1 started"))
+        let huge = try await runSwiftProc(["scale", "app=100000"], in: app)
+        #expect(huge.status == 1)
+        #expect(huge.err.contains("ulimit -n") || huge.err.contains("beyond 65535"), "\(huge.err)")
+        let into = try await runSwiftProc(["scale", "app=101"], in: app)
+        #expect(into.status == 1)
+        #expect(into.err.contains("uses"), "\(into.err)")
+        #expect(try await status(app).instances.count == 2, "nothing changed")
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
 }

@@ -30,12 +30,14 @@ extension Supervisor {
     /// not work.
     public func scale(_ targets: [(group: String, count: Int)]) async throws(ControlServiceError) {
         try requireRunning()
+        var after = desired
         for (group, count) in targets {
-            guard let plan = groupPlan(group) else {
+            guard groupPlan(group) != nil else {
                 throw ControlServiceError("unknown process group \"\(group)\"; known groups: \(groupNames.joined(separator: ", "))")
             }
-            try checkPorts(of: plan, count: count)
+            after[group] = count
         }
+        try check(after)
         var stopping: [Int] = []
         for (group, count) in targets {
             desired[group] = count
@@ -66,21 +68,35 @@ extension Supervisor {
         instances.removeAll { stopping.contains($0.id) && !$0.wanted && !$0.isLive }
     }
 
-    /// Checks the starting formation's ports (call after ``openProxies()``).
+    /// Checks the starting formation (call after ``openProxies()``).
     public func checkFormation() throws(ControlServiceError) {
-        for group in plan.groups { try checkPorts(of: group, count: desired[group.name] ?? 0) }
+        try check(desired)
     }
 
-    /// Ports `count` instances of `group` would use must exist and not be a proxy's own port.
-    private func checkPorts(of group: SupervisorPlan.Group, count: Int) throws(ControlServiceError) {
-        guard count > 0 else { return }
-        let last = group.basePort + count - 1
-        if last > 65535 {
-            throw ControlServiceError("\(group.name).\(count) would listen on port \(last), beyond 65535; use fewer instances or a lower base port (-p)")
+    /// A formation must fit the open-file budget, and every instance needs a port of its own that
+    /// exists and is not a proxy's: groups are 100 ports apart, so group 1 at 101 instances would
+    /// take group 2's first port.
+    private func check(_ formation: [String: Int]) throws(ControlServiceError) {
+        let total = formation.values.reduce(0, +)
+        if total > plan.maxInstances {
+            throw ControlServiceError("\(total) instances is more than this process can supervise (at most \(plan.maxInstances) with its open-file limit; raise `ulimit -n`)")
         }
-        let proxyPorts = Set(routes.compactMap { $0.proxy?.boundPort })
-        if let clash = (group.basePort...last).first(where: proxyPorts.contains) {
-            throw ControlServiceError("\(group.name).\(clash - group.basePort + 1) would listen on port \(clash), where swiftproc's proxy listens; use fewer instances or another base port (-p)")
+        var taken: [Int: String] = [:]
+        for route in routes { if let port = route.proxy?.boundPort { taken[port] = "swiftproc's proxy for \(route.service.name)" } }
+        for group in plan.groups {
+            let count = formation[group.name] ?? 0
+            guard count > 0 else { continue }
+            let last = group.basePort + count - 1
+            if last > 65535 {
+                throw ControlServiceError("\(group.name).\(count) would listen on port \(last), beyond 65535; use fewer instances or a lower base port (-p)")
+            }
+            for port in group.basePort...last {
+                let name = "\(group.name).\(port - group.basePort + 1)"
+                if let owner = taken[port] {
+                    throw ControlServiceError("\(name) would listen on port \(port), which \(owner) uses; use fewer instances or another base port (-p)")
+                }
+                taken[port] = name
+            }
         }
     }
 

@@ -124,6 +124,8 @@ public struct SupervisorPlan: Sendable {
     public var idleTimeout: Double = 300
     /// How long a connection waits for an instance before it is refused.
     public var proxyWait: Double = 30
+    /// The most instances at once: each costs about four file descriptors.
+    public var maxInstances = 1000
 
     /// Restart delays: the first restart is immediate, then `initial` doubling up to `maximum`;
     /// an instance that ran `resetAfter` seconds starts the count again.

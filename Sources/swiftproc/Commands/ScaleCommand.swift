@@ -25,7 +25,9 @@ enum ScaleCommand: Command {
 
 extension ControlClient {
     /// The client for the supervisor of the app that `-c`/`-f`/`--socket` (or the current directory) names.
-    static func forApp(_ arguments: ParsedArguments, timeout: TimeInterval = 330) -> ControlClient {
+    /// The default timeout is long: a scale-down or rolling restart drains and stops instances one
+    /// `kill_timeout` (up to 300 s) at a time.
+    static func forApp(_ arguments: ParsedArguments, timeout: TimeInterval = 3600) -> ControlClient {
         ControlClient(path: ControlSocket.path(appDirectory: CommonOptions.appDirectory(arguments),
                                                override: arguments.value("socket"),
                                                environment: ProcessInfo.processInfo.environment),

@@ -59,7 +59,8 @@ enum StartCommand: Command {
     static func run(_ arguments: ParsedArguments) async throws -> Int32 {
         let config = try AppOptions.loadConfig(arguments)
         try config.requireCommands()
-        let plan = try makePlan(config, arguments)
+        var plan = try makePlan(config, arguments)
+        plan.maxInstances = max(1, (Platform.raiseOpenFileLimit() - 64) / 4)
         // Every flag is checked before a daemon detaches, so mistakes are reported here.
         var style = LogStyle.automatic(for: STDOUT_FILENO)
         if arguments.has("no-color") { style.color = false }
@@ -75,7 +76,6 @@ enum StartCommand: Command {
             return try Daemon.detach(appDirectory: plan.directory, socketPath: socketPath)
         }
 
-        Platform.raiseOpenFileLimit()
         let logs = LogMultiplexer(output: STDOUT_FILENO, style: style, ringCapacity: ringCapacity)
         defer {
             logs.flush()
