@@ -8,15 +8,7 @@ import Darwin
 #endif
 
 /// The `swiftproc-demo` binary `swift test` built next to the test bundle.
-let demoBinary: String = {
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("swiftproc-demo").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return ".build/debug/swiftproc-demo"
-}()
+let demoBinary = builtBinary("swiftproc-demo")
 
 /// A running `swiftproc-demo` on a free port, output captured.
 final class DemoProcess: @unchecked Sendable {

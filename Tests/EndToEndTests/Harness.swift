@@ -7,16 +7,18 @@ import Glibc
 import Darwin
 #endif
 
-/// The `swiftproc` binary `swift test` built next to the test bundle.
-let swiftprocBinary: String = {
+/// A product `swift test` built next to the test bundle (`.build/<config>/NAME`).
+func builtBinary(_ name: String) -> String {
     var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("swiftproc").path
+        let candidate = dir.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         dir = dir.deletingLastPathComponent()
     }
-    return ".build/debug/swiftproc"
-}()
+    return ".build/debug/" + name
+}
+
+let swiftprocBinary = builtBinary("swiftproc")
 
 /// Polls `condition` until it holds or `timeout` passes; the wait ends as soon as it holds.
 func eventually(timeout: Double = 10, every interval: Double = 0.01, _ condition: () async throws -> Bool) async rethrows -> Bool {

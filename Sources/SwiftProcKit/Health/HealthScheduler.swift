@@ -248,7 +248,7 @@ final class HealthScheduler: @unchecked Sendable {
         if probe.phase == .sending {
             while probe.sent < entry.request.count {
                 let sent = entry.request.withUnsafeBytes { raw in
-                    send(probe.fd, raw.baseAddress! + probe.sent, raw.count - probe.sent, TCPSocket.sendFlags)
+                    send(probe.fd, raw.baseAddress! + probe.sent, raw.count - probe.sent, Sockets.sendFlags)
                 }
                 if sent > 0 {
                     probe.sent += sent

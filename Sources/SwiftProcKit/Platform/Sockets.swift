@@ -43,7 +43,7 @@ enum Sockets {
         path.utf8.count + 1 <= pathCapacity
     }
 
-    private static var streamType: Int32 {
+    static var streamType: Int32 {
         #if os(Linux)
         return Int32(SOCK_STREAM.rawValue)
         #else
@@ -51,13 +51,14 @@ enum Sockets {
         #endif
     }
 
-    /// A new `AF_UNIX` stream socket: close-on-exec, and (on Darwin) never raising SIGPIPE.
-    static func makeStreamSocket() throws(SocketError) -> Int32 {
+    /// A new stream socket (`AF_UNIX` unless told otherwise): close-on-exec, and (on Darwin)
+    /// never raising SIGPIPE.
+    static func makeStreamSocket(domain: Int32 = AF_UNIX) throws(SocketError) -> Int32 {
         #if os(Linux)
-        let fd = socket(AF_UNIX, streamType | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(domain, streamType | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket") }
         #else
-        let fd = socket(AF_UNIX, streamType, 0)
+        let fd = socket(domain, streamType, 0)
         guard fd >= 0 else { throw SocketError("socket") }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         setNoSigPipe(fd)
@@ -66,14 +67,14 @@ enum Sockets {
     }
 
     /// Darwin has no `MSG_NOSIGNAL`; the socket option does the same for every send.
-    private static func setNoSigPipe(_ fd: Int32) {
+    static func setNoSigPipe(_ fd: Int32) {
         #if canImport(Darwin)
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
         #endif
     }
 
-    private static var sendFlags: Int32 {
+    static var sendFlags: Int32 {
         #if os(Linux)
         return Int32(MSG_NOSIGNAL)
         #else

@@ -19,41 +19,9 @@ enum TCPConnectResult: Equatable {
 }
 
 enum TCPSocket {
-    static var streamType: Int32 {
-        #if os(Linux)
-        return Int32(SOCK_STREAM.rawValue)
-        #else
-        return SOCK_STREAM
-        #endif
-    }
-
-    static var sendFlags: Int32 {
-        #if os(Linux)
-        return Int32(MSG_NOSIGNAL)
-        #else
-        return 0
-        #endif
-    }
-
     /// A new IPv4 stream socket: close-on-exec, and (on Darwin) never raising SIGPIPE.
     static func make() throws(SocketError) -> Int32 {
-        #if os(Linux)
-        let fd = socket(AF_INET, streamType | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SocketError("socket") }
-        #else
-        let fd = socket(AF_INET, streamType, 0)
-        guard fd >= 0 else { throw SocketError("socket") }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        setNoSigPipe(fd)
-        #endif
-        return fd
-    }
-
-    static func setNoSigPipe(_ fd: Int32) {
-        #if canImport(Darwin)
-        var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
-        #endif
+        try Sockets.makeStreamSocket(domain: AF_INET)
     }
 
     static func setNoDelay(_ fd: Int32) {
@@ -134,7 +102,7 @@ enum TCPSocket {
             #endif
             if client >= 0 {
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                setNoSigPipe(client)
+                Sockets.setNoSigPipe(client)
                 setNonBlocking(client, false)
                 return .success(client)
             }
@@ -237,7 +205,7 @@ enum TCPSocket {
     static func sendAll(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Bool {
         var offset = 0
         while offset < count {
-            let sent = send(fd, buffer + offset, count - offset, sendFlags)
+            let sent = send(fd, buffer + offset, count - offset, Sockets.sendFlags)
             if sent > 0 {
                 offset += sent
             } else if sent < 0 && errno == EINTR {
