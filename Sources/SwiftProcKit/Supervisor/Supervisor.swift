@@ -82,6 +82,10 @@ public actor Supervisor {
         self.desired = desired
         self.groupOrder = order
         self.routes = plan.services.map { Route(service: $0, pool: BackendPool(concurrency: $0.concurrency)) }
+        // The name column is as wide as it will be from the first line on.
+        for group in plan.groups where group.count > 0 {
+            for index in 1...group.count { log.register(name: "\(group.name).\(index)") }
+        }
     }
 
     var isStopping: Bool {
@@ -116,6 +120,7 @@ public actor Supervisor {
     public func runRelease(_ command: String, timeout: Double, usePTY: Bool) async -> ReleasePhase.Outcome {
         guard phase == .notStarted else { return .cancelled }
         phase = .releasing
+        log.register(name: "release")
         watchChildren()
         let release = ReleasePhase()
         self.release = release
@@ -136,9 +141,6 @@ public actor Supervisor {
             if killed > 0 {
                 log.system("stopped \(killed) process group\(killed == 1 ? "" : "s") left over from an earlier run")
             }
-        }
-        for group in plan.groups where group.count > 0 {
-            for index in 1...group.count { log.register(name: "\(group.name).\(index)") }
         }
         for group in plan.groups {
             for index in stride(from: 1, through: group.count, by: 1) {
