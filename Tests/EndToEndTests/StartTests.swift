@@ -278,3 +278,36 @@ import Darwin
         #expect(none.err.contains("fly.toml") && none.err.contains("Procfile"), "\(none.err)")
     }
 }
+
+/// What a child inherits from swiftproc.
+@Suite(.serialized) struct ChildDescriptorTests {
+    @Test func childrenInheritNoDescriptorOfTheSupervisor() async throws {
+        let proxy = freePorts()
+        // `ls` inspects the shell's descriptors from outside, so listing them opens none in it.
+        let app = try makeApp(["fly.toml": """
+            [processes]
+              app = "ls -l /proc/$$/fd; echo listed; exec sleep 1000"
+            [http_service]
+              internal_port = \(proxy)
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps", "--no-tty", "-m", "app=3"], in: app)
+        #expect(await eventually { sp.stdout.text.components(separatedBy: "| listed").count == 4 })
+        for i in 1...3 {
+            var targets: [String: String] = [:]
+            for line in sp.stdout.text.split(separator: "\n") where line.hasPrefix("app.\(i) ") && line.contains(" -> ") {
+                let words = line.split(separator: " ")
+                if let arrow = words.firstIndex(of: "->"), arrow > 0, arrow + 1 < words.count {
+                    targets[String(words[arrow - 1])] = String(words[arrow + 1])
+                }
+            }
+            #expect(targets["0"] == "/dev/null", "\(targets)")
+            #expect(targets["1"]?.hasPrefix("pipe:") == true && targets["1"] == targets["2"], "\(targets)")
+            let pipes = Set(targets.values.filter { $0.hasPrefix("pipe:") })
+            let sockets = targets.values.filter { $0.hasPrefix("socket:") }
+            #expect(pipes.count == 1, "only its own output pipe: \(targets)")
+            #expect(sockets.count <= 1, "at most Foundation's own termination socket: \(targets)")
+        }
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+}
