@@ -41,9 +41,6 @@ extension Supervisor {
         return lines
     }
 
-    /// The port a service's proxy listens on (0 when it has none).
-    public func proxyPort(service index: Int) -> Int { routes[index].proxy?.boundPort ?? 0 }
-
     /// A client waits at a proxy with no instance to take it: start an idle-stopped one.
     private func connectionWaiting(route index: Int) {
         let route = routes[index]

@@ -448,8 +448,6 @@ public actor Supervisor {
         return await withCheckedContinuation { finishWaiters.append($0) }
     }
 
-    public var isShuttingDown: Bool { isStopping }
-
     // MARK: - Leftover bookkeeping
 
     private func scheduleStateWrite() {

@@ -17,13 +17,16 @@ enum StopCommand: Command {
         let reply = try client.send(ControlRequest(command: .stop))
         guard reply.ok else { throw Failure("swiftproc stop: \(reply.error ?? "failed")") }
         if arguments.has("no-wait") { print("stopping"); return 0 }
-        // Done when the supervisor has exited (its socket no longer answers).
+        // Done when the supervisor has exited (its socket no longer answers). It gives every
+        // process kill_timeout (at most 300 s) before SIGKILL, so that bounds the wait.
         let deadline = Date().addingTimeInterval(330)
         while Date() < deadline {
-            if (try? client.send(ControlRequest(command: .ping))) == nil { break }
+            if (try? client.send(ControlRequest(command: .ping))) == nil {
+                print("stopped\(status.map { " (supervisor pid \($0.pid))" } ?? "")")
+                return 0
+            }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        print("stopped\(status.map { " (supervisor pid \($0.pid))" } ?? "")")
-        return 0
+        throw Failure("swiftproc stop: the supervisor\(status.map { " (pid \($0.pid))" } ?? "") is still running after 330s")
     }
 }
