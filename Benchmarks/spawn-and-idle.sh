@@ -5,6 +5,11 @@
 #   pty        swiftproc start -m app=INSTANCES            (each child gets a pty; the default)
 #   --no-tty   swiftproc start -m app=INSTANCES --no-tty   (pipes)
 #
+# STATIC=1 (the default): swiftproc is the self-contained build (`--static-swift-stdlib`, built
+# into .build-bench-static; what README recommends for installing), and two reference rows show
+# the dynamically linked build (.build-bench, shared Swift/Foundation libraries): swiftproc
+# (ptys) and an idle Swift program. STATIC=0: only the dynamically linked build, as before.
+#
 # Measured in each repetition, for each run:
 #   start      from launch to the INSTANCES-th `started (pid …)` line (baseline: to the loop's end)
 #   RSS        VmRSS of the supervisor (baseline: of the waiting sh) after SETTLE seconds
@@ -18,10 +23,14 @@
 #
 #   Benchmarks/spawn-and-idle.sh                 # 200 instances, 10 s idle, 3 repetitions
 #   INSTANCES=50 IDLE=5 REPS=5 Benchmarks/spawn-and-idle.sh
+#   STATIC=0 Benchmarks/spawn-and-idle.sh         # the dynamically linked build only
 set -eu
 . "$(dirname "$0")/lib/common.sh"
 bench_require_python
 bench_build
+STATIC=${STATIC:-1}
+export STATIC
+if [ "$STATIC" = 1 ]; then bench_build_static; fi
 exec python3 - "$@" <<'PY'
 import os, signal, subprocess, sys, threading, time
 sys.path.insert(0, os.environ["BENCH_LIB"])
@@ -33,7 +42,10 @@ REPS = int(os.environ.get("REPS", "3"))
 IDLE = float(os.environ.get("IDLE", "10"))
 SETTLE = float(os.environ.get("SETTLE", "2"))
 TIMEOUT = float(os.environ.get("RUN_TIMEOUT", "60"))
-SWIFTPROC = os.environ["SWIFTPROC"]
+STATIC = os.environ.get("STATIC", "1") == "1"
+# The binaries measured: self-contained by default, the dynamically linked ones as references.
+SWIFTPROC_DYNAMIC = os.environ["SWIFTPROC"]
+SWIFTPROC = os.environ["SWIFTPROC_STATIC"] if STATIC else SWIFTPROC_DYNAMIC
 CORES = os.cpu_count() or 1
 
 work = b.scratch_dir("swiftproc-bench-spawn-", need_bytes=0)
@@ -129,7 +141,8 @@ class ReadyWatcher:
         return self.at
 
 USE_PERF = b.have_perf()
-DEMO = os.environ["DEMO"]
+DEMO_DYNAMIC = os.environ["DEMO"]
+DEMO = os.environ["DEMO_STATIC"] if STATIC else DEMO_DYNAMIC
 
 def run_baseline():
     busy0, total0 = b.system_cpu()
@@ -188,10 +201,10 @@ def run_wrapper_reference():
         kill_leftovers()
     return dict(start=took, running=ready_at, load=load)
 
-def run_swift_reference():
+def run_swift_reference(demo=None):
     """An idle Swift + Foundation program with no children (swiftproc-demo, quiet): what the
     runtime costs by itself."""
-    p = b.spawn([DEMO, "--port", "0", "--quiet"], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    p = b.spawn([demo or DEMO, "--port", "0", "--quiet"], cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     w = LineWatcher(p.stdout, "listening on", 1)
     if not w.done.wait(TIMEOUT):
         raise SystemExit("swiftproc-demo did not start")
@@ -203,11 +216,11 @@ def run_swift_reference():
     b.wait_exit(p, 10)
     return dict(threads=threads, **mem, **idle)
 
-def run_swiftproc(extra):
+def run_swiftproc(extra, binary=None):
     busy0, total0 = b.system_cpu()
     self0 = b.self_cpu()
     start = b.now()
-    p = b.spawn([SWIFTPROC, "start", "--no-color", "-m", f"app={N}"] + extra, cwd=work,
+    p = b.spawn([binary or SWIFTPROC, "start", "--no-color", "-m", f"app={N}"] + extra, cwd=work,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ready = ReadyWatcher(start)
     w = LineWatcher(p.stdout, " started (pid ", N)
@@ -240,6 +253,13 @@ def run_swiftproc(extra):
 
 variants = [("baseline", run_baseline), ("pty", lambda: run_swiftproc([])), ("--no-tty", lambda: run_swiftproc(["--no-tty"])),
             ("swift", run_swift_reference), ("wrapper", run_wrapper_reference)]
+if STATIC:
+    variants += [("pty-dynamic", lambda: run_swiftproc([], SWIFTPROC_DYNAMIC)),
+                 ("swift-dynamic", lambda: run_swift_reference(DEMO_DYNAMIC))]
+def size_mb(path):
+    return os.path.getsize(path) / 1e6
+print(f"swiftproc binary: {SWIFTPROC} ({size_mb(SWIFTPROC):.0f} MB)" +
+      (f"; dynamically linked reference: {SWIFTPROC_DYNAMIC} ({size_mb(SWIFTPROC_DYNAMIC):.0f} MB)" if STATIC else ""), file=sys.stderr)
 print(f"spawn and idle: {N} instances, {IDLE:.0f} s idle, {REPS} repetitions; {b.machine_note()}; "
       f"perf {'available' if USE_PERF else 'not available (wake-ups from /proc, CPU in ticks only)'}", file=sys.stderr)
 res = {name: [] for name, _ in variants}
@@ -249,9 +269,9 @@ for rep in range(REPS):
         r = run()
         res[name].append(r)
         if name == "wrapper":
-            print(f"  rep {rep + 1} {name:<8} start {r['start'] * 1000:7.1f} ms, all running {r['running'] * 1000:7.1f} ms (others {r['load']:3.0f}%)", file=sys.stderr)
+            print(f"  rep {rep + 1} {name:<13} start {r['start'] * 1000:7.1f} ms, all running {r['running'] * 1000:7.1f} ms (others {r['load']:3.0f}%)", file=sys.stderr)
             continue
-        print(f"  rep {rep + 1} {name:<8}" + (f" start {r['start'] * 1000:7.1f} ms, all running {r['running'] * 1000:7.1f} ms (others {r['load']:3.0f}%)" if "start" in r else " " * 58) +
+        print(f"  rep {rep + 1} {name:<13}" + (f" start {r['start'] * 1000:7.1f} ms, all running {r['running'] * 1000:7.1f} ms (others {r['load']:3.0f}%)" if "start" in r else " " * 58) +
               f"  RSS {r['rss'] / 1024:5.1f} MB (private {r['anon'] / 1024:4.1f})  idle {r['ticks']} ticks"
               + (f" {r['cpu_ms']:.2f} ms CPU" if r["cpu_ms"] is not None else "")
               + f", {r['wakeups'] / IDLE:5.1f} wake-ups/s" + (f"  stop {r['stop'] * 1000:7.1f} ms" if "stop" in r else "")
@@ -264,13 +284,16 @@ def ratio(name, key):
     return [res[name][i][key] / res["baseline"][i][key] for i in range(REPS)]
 
 tick_ms = 1000 / b.CLK_TCK
+build = " — self-contained build" if STATIC else ""
 labels = {"baseline": f"baseline: sh loop, {N} × `sleep &`, then `wait`",
-          "pty": f"swiftproc start -m app={N} (ptys, default)",
-          "--no-tty": f"swiftproc start -m app={N} --no-tty (pipes)",
-          "swift": "reference: idle Swift program, no children (swiftproc-demo)",
+          "pty": f"swiftproc start -m app={N} (ptys, default){build}",
+          "--no-tty": f"swiftproc start -m app={N} --no-tty (pipes){build}",
+          "swift": f"reference: idle Swift program, no children (swiftproc-demo){build}",
+          "pty-dynamic": f"reference: swiftproc start -m app={N} (ptys) — dynamically linked build",
+          "swift-dynamic": "reference: idle Swift program (swiftproc-demo) — dynamically linked build",
           "wrapper": f"reference: sh loop, {N} × swiftproc's `sh -c` wrapper (watchdog + exec sleep)"}
 timing = []
-for name in ["baseline", "wrapper", "pty", "--no-tty"]:
+for name in ["baseline", "wrapper", "pty", "--no-tty"] + (["pty-dynamic"] if STATIC else []):
     is_base = name == "baseline"
     has_stop = name != "wrapper"
     timing.append([
@@ -293,7 +316,7 @@ def idle_ok(name):
     return b.med(col(name, "ticks")) == 0
 
 idle_rows = []
-for name in ["baseline", "swift", "pty", "--no-tty"]:
+for name in ["baseline", "swift", "pty", "--no-tty"] + (["swift-dynamic", "pty-dynamic"] if STATIC else []):
     is_sp = name in ("pty", "--no-tty")
     rss_mb = [v / 1024 for v in col(name, "rss")]
     cpu_ms = col(name, "cpu_ms")
@@ -309,6 +332,8 @@ for name in ["baseline", "swift", "pty", "--no-tty"]:
         f"RSS < 20 MB — {b.met(b.med(rss_mb) < 20)}; no measurable idle CPU — {b.met(idle_ok(name))}" if is_sp else "",
     ])
 text = (f"spawn-and-idle ({time.strftime('%Y-%m-%d', time.gmtime())}): {N} idle children (`sleep`), median (range) of {REPS} runs; "
+        f"swiftproc binary: {'self-contained (--static-swift-stdlib)' if STATIC else 'dynamically linked'}, "
+        f"{size_mb(SWIFTPROC):.0f} MB" + (f" (dynamically linked reference: {size_mb(SWIFTPROC_DYNAMIC):.0f} MB)" if STATIC else "") + "; "
         f"ratios are to the baseline of the same run; \"others' CPU share\": CPU the rest of the machine used while "
         f"the run started its children (a high figure marks a disturbed start). *start*: to the last `started` line "
         f"(baseline: to the end of its loop); *all running*: until /proc shows {N} `sleep` processes\n\n" +
@@ -317,7 +342,7 @@ text = (f"spawn-and-idle ({time.strftime('%Y-%m-%d', time.gmtime())}): {N} idle 
         f"\n\nAfter {SETTLE:.0f} s, with {N} children; idle = the next {IDLE:.0f} s (ticks: utime+stime from /proc/PID/stat, "
         f"{tick_ms:.0f} ms each, rounded from the running total; exact CPU and wake-ups: perf stat task-clock / "
         f"context-switches; goal: less than one tick of CPU over the window)\n\n" +
-        b.table(["process", "VmRSS", "private (RssAnon)", "shared libs (RssFile)", "VmRSS vs baseline",
+        b.table(["process", "VmRSS", "private (RssAnon)", "file-backed: binary, libs (RssFile)", "VmRSS vs baseline",
                  f"idle CPU, ticks", "idle CPU, exact", "wake-ups/s", "goals"], idle_rows))
 b.save("spawn-and-idle", text)
 PY

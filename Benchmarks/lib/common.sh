@@ -4,6 +4,9 @@
 #   SWIFTPROC  .build-bench/release/swiftproc
 #   DEMO       .build-bench/release/swiftproc-demo
 #   BENCH_LIB  this directory (benchlib.py lives here)
+# and bench_build_static builds the self-contained binaries (--static-swift-stdlib: Swift runtime
+# and Foundation linked in, what README recommends for installing) into .build-bench-static:
+#   SWIFTPROC_STATIC, DEMO_STATIC
 # Sourced with `. "$(dirname "$0")/lib/common.sh"`.
 
 BENCH_LIB=$(cd "$(dirname "$0")/lib" && pwd)
@@ -22,6 +25,20 @@ bench_build() {
   SWIFTPROC="$REPO/.build-bench/release/swiftproc"
   DEMO="$REPO/.build-bench/release/swiftproc-demo"
   export SWIFTPROC DEMO
+}
+
+bench_build_static() {
+  echo "building self-contained release binaries (swift build -c release --static-swift-stdlib --scratch-path .build-bench-static)…" >&2
+  if ! (cd "$REPO" && swift build -c release --static-swift-stdlib --scratch-path .build-bench-static >"${TMPDIR:-/tmp}/swiftproc-bench-build-static.$$.log" 2>&1); then
+    cat "${TMPDIR:-/tmp}/swiftproc-bench-build-static.$$.log" >&2
+    rm -f "${TMPDIR:-/tmp}/swiftproc-bench-build-static.$$.log"
+    echo "build failed" >&2
+    exit 1
+  fi
+  rm -f "${TMPDIR:-/tmp}/swiftproc-bench-build-static.$$.log"
+  SWIFTPROC_STATIC="$REPO/.build-bench-static/release/swiftproc"
+  DEMO_STATIC="$REPO/.build-bench-static/release/swiftproc-demo"
+  export SWIFTPROC_STATIC DEMO_STATIC
 }
 
 bench_require_python() {

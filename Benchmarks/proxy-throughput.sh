@@ -1,0 +1,287 @@
+#!/bin/sh
+# HTTP proxy throughput and latency (issue 5): wrk through swiftproc's proxy vs wrk straight at
+# the backend, in the same repetition.
+#
+# One `swiftproc start --no-color` (stdout to a file) runs a fly.toml whose [processes] `web` is
+# the release `swiftproc-demo --quiet`, with [http_service] internal_port = P, processes = ["web"]:
+# the proxy listens on 127.0.0.1:P and forwards to each instance's $PORT (base `-p BASE`).
+# It stays up for the whole script; every repetition runs, per workload, in rotating order:
+#
+#   direct   wrk at 127.0.0.1:BASE (web.1's own port); with BACKENDS=N > 1, one wrk per backend
+#            (BASE … BASE+N-1), the connections and threads split evenly, figures summed
+#   proxy    the same wrk at 127.0.0.1:P (swiftproc's proxy → the N backends)
+#
+# Workloads (wrk -d DURATION, default 5s, keep-alive):
+#   bytes c8   GET /bytes/65536, -t2 -c8      transfer/s vs direct — goal ≥ 0.7×
+#   bytes c1   GET /bytes/65536, -t1 -c1      transfer/s vs direct — goal ≥ 0.7×
+#   small c64  GET /,            -t2 -c64     requests/s through the proxy — goal ≥ 10 000/s
+# and, for each, wrk --latency percentiles (absolute, beside the direct ones), the CPU of
+# swiftproc itself (the proxy: its process, all threads) and of the backends, and the share of
+# the machine other processes used meanwhile (client, proxy and backends share the cores).
+#
+# Before measuring, the bodies are checked through the proxy and directly. A missed goal is
+# reported, not an error; the script exits non-zero on a real error (a build failure, a socket
+# error or non-2xx answer in wrk, a wrong body, swiftproc not stopping cleanly on SIGINT).
+#
+#   Benchmarks/proxy-throughput.sh                     # 1 backend, 5 s per run, 3 repetitions
+#   REPS=5 DURATION=3 Benchmarks/proxy-throughput.sh
+#   BACKENDS=2 Benchmarks/proxy-throughput.sh          # -m web=2, direct split over both
+set -eu
+. "$(dirname "$0")/lib/common.sh"
+bench_require_python
+command -v wrk >/dev/null 2>&1 || { echo "wrk is needed (apt-get install -y wrk)" >&2; exit 1; }
+bench_build
+exec python3 - "$@" <<'PY'
+import os, re, signal, socket, subprocess, sys, time, urllib.request
+sys.path.insert(0, os.environ["BENCH_LIB"])
+import benchlib as b
+
+b.require_linux()
+REPS = int(os.environ.get("REPS", "3"))
+DURATION = int(os.environ.get("DURATION", "5"))
+N = int(os.environ.get("BACKENDS", "1"))
+SWIFTPROC = os.environ["SWIFTPROC"]
+DEMO = os.environ["DEMO"]
+BIG = 65536
+
+# (key, label, path, threads, connections, goal kind)
+WORKLOADS = [
+    ("bytes-c8", f"GET /bytes/{BIG}, -t2 -c8", f"/bytes/{BIG}", 2, 8, "ratio"),
+    ("bytes-c1", f"GET /bytes/{BIG}, -t1 -c1", f"/bytes/{BIG}", 1, 1, "ratio"),
+    ("small-c64", "GET /, -t2 -c64", "/", 2, 64, "rps"),
+]
+RATIO_GOAL = 0.7
+RPS_GOAL = 10_000
+
+def port_free(port):
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+def pick_ports():
+    """The proxy's port and a base with N free ports after it, away from the ephemeral range."""
+    start = 20000 + os.getpid() % 9000
+    for base in range(start, start + 2000, 10):
+        if all(port_free(p) for p in range(base, base + N + 1)):
+            return base + N, base  # proxy, backend base
+    raise SystemExit("no free ports found")
+
+PROXY_PORT, BASE = pick_ports()
+work = b.scratch_dir("swiftproc-bench-proxy-", need_bytes=0)
+with open(os.path.join(work, "fly.toml"), "w") as f:
+    f.write(f'app = "proxy-bench"\n\n[processes]\n  web = "{DEMO} --quiet"\n\n'
+            f'[http_service]\n  internal_port = {PROXY_PORT}\n  processes = ["web"]\n')
+log_path = os.path.join(work, "swiftproc.out")
+
+def read_log():
+    with open(log_path, errors="replace") as f:
+        return f.read()
+
+def http_get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return r.status, r.read()
+
+# ---------------------------------------------------------------- swiftproc up
+
+log = open(log_path, "wb")
+sp = b.spawn([SWIFTPROC, "start", "--no-color", "-p", str(BASE), "-m", f"web={N}"], cwd=work,
+             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+deadline = b.now() + 30
+while True:
+    text = read_log()
+    if text.count("listening on http://127.0.0.1:") >= N and f"proxy on 127.0.0.1:{PROXY_PORT}" in text:
+        break
+    if sp.poll() is not None or b.now() > deadline:
+        raise SystemExit("swiftproc did not bring up the proxy and backends:\n" + text[-2000:])
+    time.sleep(0.05)
+backend_pids = b.descendants(sp.pid)
+
+# Bodies, through the proxy and directly: the benchmark means nothing if they are wrong.
+for port in [PROXY_PORT] + [BASE + i for i in range(N)]:
+    status, body = http_get(port, f"/bytes/{BIG}")
+    if status != 200 or len(body) != BIG:
+        raise SystemExit(f"127.0.0.1:{port}/bytes/{BIG}: status {status}, {len(body)} bytes")
+    status, body = http_get(port, "/")
+    if status != 200 or not body.startswith(b"hello from web."):
+        raise SystemExit(f"127.0.0.1:{port}/: status {status}, body {body[:80]!r}")
+
+# ---------------------------------------------------------------- wrk
+
+UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+def parse_wrk(out):
+    r = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    t = re.search(r"Transfer/sec:\s+([\d.]+)([KMGT]?B)", out)
+    if not m or not t:
+        raise SystemExit("cannot parse wrk's output:\n" + out)
+    r["rps"] = float(m.group(1))
+    r["bps"] = float(t.group(1)) * UNITS[t.group(2)]
+    for pct in ("50", "90", "99"):
+        p = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        r["p" + pct] = float(p.group(1)) * TIME_UNITS[p.group(2)] if p else None
+    e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    r["sock_errors"] = sum(int(x) for x in e.groups()[:3]) if e else 0
+    r["timeouts"] = int(e.group(4)) if e else 0
+    n = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    r["non2xx"] = int(n.group(1)) if n else 0
+    return r
+
+def tree_ticks(pids):
+    """utime+stime (10 ms ticks) of each pid, threads that already exited included."""
+    total = 0
+    for pid in pids:
+        try:
+            total += b.cpu_ticks(pid)
+        except OSError:
+            pass
+    return total
+
+def wrk_procs(port_list, threads, conns, path, duration):
+    """One wrk per port, the threads and connections split evenly; started together."""
+    k = len(port_list)
+    procs = []
+    for port in port_list:
+        args = ["wrk", f"-t{max(1, threads // k)}", f"-c{max(1, conns // k)}", f"-d{duration}s", "--latency",
+                f"http://127.0.0.1:{port}{path}"]
+        procs.append(b.spawn(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outs = []
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=duration + 30)
+        except subprocess.TimeoutExpired:
+            b.kill_tree(p.pid)
+            raise SystemExit("wrk did not finish in time")
+        if p.returncode != 0:
+            raise SystemExit(f"wrk exited {p.returncode}:\n" + out.decode(errors="replace"))
+        outs.append(out.decode(errors="replace"))
+    return outs
+
+def run(target, wl, duration=None):
+    key, label, path, threads, conns, _ = wl
+    duration = duration or DURATION
+    if target == "proxy":
+        ports = [PROXY_PORT]
+    else:
+        ports = [BASE + i for i in range(min(N, conns))]
+    busy0, total0 = b.system_cpu()
+    self0 = b.self_cpu()
+    wrk0 = b.children_cpu()
+    sp0 = tree_ticks([sp.pid])
+    be0 = tree_ticks(backend_pids)
+    outs = wrk_procs(ports, threads, conns, path, duration)
+    wrk_cpu = b.children_cpu() - wrk0
+    sp_cpu = (tree_ticks([sp.pid]) - sp0) / b.CLK_TCK
+    be_cpu = (tree_ticks(backend_pids) - be0) / b.CLK_TCK
+    busy, total = b.system_cpu()
+    capacity = max(total - total0, 1e-9)
+    others = max(0.0, (busy - busy0) - wrk_cpu - sp_cpu - be_cpu - (b.self_cpu() - self0))
+    parsed = [parse_wrk(o) for o in outs]
+    for o, p in zip(outs, parsed):
+        if p["sock_errors"] or p["non2xx"]:
+            raise SystemExit(f"wrk reported errors ({target}, {label}):\n" + o)
+    r = dict(rps=sum(p["rps"] for p in parsed), bps=sum(p["bps"] for p in parsed),
+             timeouts=sum(p["timeouts"] for p in parsed),
+             wrk_cpu=wrk_cpu, sp_cpu=sp_cpu, be_cpu=be_cpu, others=others / capacity * 100, wall=duration)
+    # With several wrk processes (BACKENDS > 1) percentiles cannot be merged: the worst is kept.
+    for pct in ("p50", "p90", "p99"):
+        vals = [p[pct] for p in parsed if p[pct] is not None]
+        r[pct] = max(vals) if vals else None
+    return r
+
+print(f"proxy throughput: {N} backend(s), wrk {DURATION} s per run, {REPS} repetitions; proxy 127.0.0.1:{PROXY_PORT}, "
+      f"backends from 127.0.0.1:{BASE}; {b.machine_note()}", file=sys.stderr)
+for wl in WORKLOADS:  # warm-up, not measured
+    for target in ("direct", "proxy"):
+        run(target, wl, duration=1)
+
+res = {(wl[0], t): [] for wl in WORKLOADS for t in ("direct", "proxy")}
+for rep in range(REPS):
+    for i, wl in enumerate(WORKLOADS):
+        order = ["direct", "proxy"] if (rep + i) % 2 == 0 else ["proxy", "direct"]
+        for target in order:
+            r = run(target, wl)
+            res[(wl[0], target)].append(r)
+            print(f"  rep {rep + 1} {wl[1]:<26} {target:<6} {r['rps']:9.0f} req/s {r['bps'] / 2**20:8.1f} MiB/s"
+                  f"  p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms  CPU: swiftproc {r['sp_cpu']:.2f} s, backends {r['be_cpu']:.2f} s,"
+                  f" wrk {r['wrk_cpu']:.2f} s; others {r['others']:3.0f}%" + (f"  timeouts {r['timeouts']}" if r["timeouts"] else ""),
+                  file=sys.stderr)
+
+# ---------------------------------------------------------------- swiftproc down
+
+before = b.descendants(sp.pid)
+os.kill(sp.pid, signal.SIGINT)
+status = b.wait_exit(sp, 30)
+log.close()
+time.sleep(0.2)
+left = [p for p in before if os.path.exists(f"/proc/{p}") and
+        open(f"/proc/{p}/stat", "rb").read().rsplit(b")", 1)[1].split()[0] != b"Z"]
+text = read_log()
+if status != 0 or left or "all processes stopped" not in text:
+    raise SystemExit(f"swiftproc exited {status} after SIGINT, {len(left)} processes left:\n" + text[-2000:])
+
+# ---------------------------------------------------------------- table
+
+def col(key, target, field):
+    return [r[field] for r in res[(key, target)]]
+
+def ratio(key, field):
+    return [p[field] / d[field] for p, d in zip(res[(key, "proxy")], res[(key, "direct")])]
+
+def fmt_rate(values):
+    """Transfer/s, median (range), in the unit that suits the median."""
+    if b.med(values) >= 2**30:
+        return b.summary([v / 2**30 for v in values], "{:.2f}", " GiB/s")
+    return b.summary([v / 2**20 for v in values], "{:.1f}", " MiB/s")
+
+direct_label = "direct: wrk → web.1's port" if N == 1 else f"direct: {N} wrk, one per backend port"
+proxy_label = f"proxy: wrk → swiftproc proxy → {'web.1' if N == 1 else f'{N} backends'}"
+rows, verdicts = [], []
+for key, label, path, threads, conns, kind in WORKLOADS:
+    for target in ("direct", "proxy"):
+        is_proxy = target == "proxy"
+        field = "bps" if kind == "ratio" else "rps"
+        goal = ""
+        if is_proxy and kind == "ratio":
+            ok = b.med(ratio(key, "bps")) >= RATIO_GOAL
+            goal = f"≥ {RATIO_GOAL}× direct — {b.met(ok)}"
+            verdicts.append((f"{label}: transfer/s through the proxy ≥ {RATIO_GOAL}× direct",
+                             b.summary(ratio(key, "bps"), "{:.2f}", "×"), ok))
+        elif is_proxy:
+            ok = b.med(col(key, "proxy", "rps")) >= RPS_GOAL
+            goal = f"≥ {RPS_GOAL:,} req/s — {b.met(ok)}"
+            verdicts.append((f"{label}: ≥ {RPS_GOAL:,} requests/s through the proxy",
+                             b.summary(col(key, "proxy", "rps"), "{:,.0f}", "/s"), ok))
+        lat = lambda f: b.summary(col(key, target, f), "{:.2f}", " ms") if None not in col(key, target, f) else "n/a"
+        rows.append([
+            label if not is_proxy else "",
+            proxy_label if is_proxy else direct_label,
+            b.summary(col(key, target, "rps"), "{:,.0f}"),
+            fmt_rate(col(key, target, "bps")),
+            b.summary(ratio(key, field), "{:.2f}", "×") if is_proxy else "1",
+            lat("p50"), lat("p90"), lat("p99"),
+            b.summary([v / r["wall"] * 100 for v, r in zip(col(key, target, "sp_cpu"), res[(key, target)])], "{:.0f}", "%"),
+            b.summary([v / r["wall"] * 100 for v, r in zip(col(key, target, "be_cpu"), res[(key, target)])], "{:.0f}", "%"),
+            b.summary(col(key, target, "others"), "{:.0f}", "%"),
+            goal,
+        ])
+
+text = (f"proxy-throughput ({time.strftime('%Y-%m-%d', time.gmtime())}): wrk -d{DURATION}s (keep-alive) against "
+        f"{N} × `swiftproc-demo --quiet` (release) under `swiftproc start -m web={N}`, directly and through swiftproc's "
+        f"proxy ([http_service] internal_port), median (range) of {REPS} repetitions; \"vs direct\": transfer/s "
+        f"(bytes) or requests/s (small) as a ratio to the direct run of the same repetition; latency: wrk --latency "
+        f"percentiles{' (with several wrk processes, the worst of them)' if N > 1 else ''}; CPU as % of one core over the "
+        f"run: swiftproc's own process (the proxy; ~0 when direct) and the backends; \"others\": share of the machine "
+        f"used by other processes meanwhile. {b.machine_note()}\n\n" +
+        b.table(["workload", "run", "requests/s", "transfer/s", "vs direct", "latency p50", "p90", "p99",
+                 "swiftproc CPU", "backends' CPU", "others' CPU share", "goal"], rows) +
+        "\n\n" + b.table(["goal", "measured", "verdict"], [[g, m, b.met(ok)] for g, m, ok in verdicts]))
+b.save("proxy-throughput", text)
+PY
