@@ -27,16 +27,7 @@ final class DemoProcess: @unchecked Sendable {
         for key in ["PS", "PORT", "FLY_MACHINE_ID", "DEMO_UNHEALTHY_FILE"] { env.removeValue(forKey: key) }
         for (k, v) in environment { env[k] = v }
         process.environment = env
-        process.standardInput = FileHandle.nullDevice
-        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
-        guard pipe(&out) == 0, pipe(&err) == 0 else { throw POSIXError(.EMFILE) }
-        process.standardOutput = FileHandle(fileDescriptor: out[1], closeOnDealloc: false)
-        process.standardError = FileHandle(fileDescriptor: err[1], closeOnDealloc: false)
-        try Platform.runWithCleanSignalMask(process)
-        close(out[1])
-        close(err[1])
-        stdout = OutputCollector(fd: out[0])
-        stderr = OutputCollector(fd: err[0])
+        (stdout, stderr) = try runCapturingOutput(process)
         let collector = stdout
         _ = await eventually { collector.text.contains("listening on http://127.0.0.1:") }
         port = Self.port(in: stdout.text) ?? 0

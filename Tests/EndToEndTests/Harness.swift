@@ -67,6 +67,19 @@ final class OutputCollector: @unchecked Sendable {
     var isClosed: Bool { lock.lock(); defer { lock.unlock() }; return closed }
 }
 
+/// Starts `process` (otherwise configured) with stdin /dev/null and stdout and stderr captured.
+func runCapturingOutput(_ process: Process) throws -> (stdout: OutputCollector, stderr: OutputCollector) {
+    process.standardInput = FileHandle.nullDevice
+    var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+    guard pipe(&out) == 0, pipe(&err) == 0 else { throw POSIXError(.EMFILE) }
+    process.standardOutput = FileHandle(fileDescriptor: out[1], closeOnDealloc: false)
+    process.standardError = FileHandle(fileDescriptor: err[1], closeOnDealloc: false)
+    try Platform.runWithCleanSignalMask(process)
+    close(out[1])
+    close(err[1])
+    return (OutputCollector(fd: out[0]), OutputCollector(fd: err[0]))
+}
+
 /// A running `swiftproc` process with its stdout and stderr captured.
 final class SwiftProc: @unchecked Sendable {
     let process = Process()
@@ -84,16 +97,7 @@ final class SwiftProc: @unchecked Sendable {
         env.removeValue(forKey: "PORT")
         for (k, v) in environment { env[k] = v }
         process.environment = env
-        process.standardInput = FileHandle.nullDevice
-        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
-        guard pipe(&out) == 0, pipe(&err) == 0 else { throw POSIXError(.EMFILE) }
-        process.standardOutput = FileHandle(fileDescriptor: out[1], closeOnDealloc: false)
-        process.standardError = FileHandle(fileDescriptor: err[1], closeOnDealloc: false)
-        try Platform.runWithCleanSignalMask(process)
-        close(out[1])
-        close(err[1])
-        stdout = OutputCollector(fd: out[0])
-        stderr = OutputCollector(fd: err[0])
+        (stdout, stderr) = try runCapturingOutput(process)
     }
 
     var pid: pid_t { process.processIdentifier }
