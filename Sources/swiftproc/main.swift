@@ -65,6 +65,9 @@ func runMain() async -> Int32 {
         return error.status
     } catch let error as ConfigError {
         printError(error.rendered)
+        if case .syntax(_, let path) = error, URL(fileURLWithPath: path).lastPathComponent.lowercased().hasPrefix("procfile") {
+            printError("(that looks like a Procfile: pass it with -f, not -c)")
+        }
         return 1
     } catch let error as ControlClientError {
         printError(error.description)
