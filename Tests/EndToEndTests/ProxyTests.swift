@@ -159,6 +159,28 @@ import Darwin
         #expect(await app.sp.waitForExit() == 0)
     }
 
+    @Test func aConnectionArrivingWhileAnInstanceStopsForIdlenessStartsItAgain() async throws {
+        let proxyPort = freePorts()
+        let basePort = freePorts(1)
+        // The shell outlives the demo by 2 s on SIGINT, so the instance is "stopping" for a while.
+        let dir = try makeApp(["fly.toml": """
+            [processes]
+              app = "trap 'sleep 2; exit 0' INT; '\(demoBinary)' --quiet"
+            [http_service]
+              internal_port = \(proxyPort)
+              auto_stop_machines = "stop"
+              min_machines_running = 0
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "-p", "\(basePort)", "--idle-timeout", "1s"], in: dir)
+        #expect(await sp.waitFor("stopping it (auto_stop_machines)", timeout: 20), "\(sp.stdout.text)")
+        let started = Date()
+        let r = await blocking { httpGet(port: proxyPort, path: "/", timeout: 25) }
+        #expect(r?.status == 200, "\(sp.stdout.text)")
+        #expect(Date().timeIntervalSince(started) < 15)
+        sp.signal(SIGINT)
+        _ = await sp.waitForExit()
+    }
+
     @Test func aPortInUseIsAClearError() async throws {
         let busy = freePorts()
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

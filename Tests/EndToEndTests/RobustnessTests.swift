@@ -144,4 +144,36 @@ import Darwin
         sp.signal(SIGINT)
         #expect(await sp.waitForExit() == 0)
     }
+
+    @Test func aShellListStopsGracefullyWithAKillSignalOtherThanSIGINT() async throws {
+        let app = try makeApp([
+            "fly.toml": "kill_signal = \"SIGTERM\"\n[processes]\n  app = \"true && sh ./graceful.sh\"\n",
+            "graceful.sh": "trap 'sleep 0.5; echo graceful-done; exit 0' TERM\necho ready\nwhile :; do sleep 0.1; done\n",
+        ])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("| ready"))
+        sp.signal(SIGTERM)
+        #expect(await sp.waitForExit() == 0, "\(sp.stdout.text)")
+        #expect(sp.stdout.text.contains("graceful-done"), "the program finished its own shutdown: \(sp.stdout.text)")
+    }
+
+    @Test func everyRollingRestartAnnouncesTheExitBeforeTheNewStart() async throws {
+        let app = try makeApp(["Procfile": "app: trap 'echo bye; exit 0' INT; echo hi; while :; do sleep 0.05; done\n"])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps"], in: app)
+        #expect(await sp.waitFor("| hi"))
+        for _ in 1...3 {
+            let r = try await runSwiftProc(["restart", "app.1"], in: app)
+            #expect(r.status == 0, "\(r.err)")
+        }
+        #expect(await eventually { sp.stdout.text.components(separatedBy: "app.1 started").count - 1 == 4 })
+        let events = sp.stdout.text.split(separator: "\n").compactMap { line -> String? in
+            if line.hasSuffix("| bye") { return "bye" }
+            if line.contains("app.1 exited") { return "exited" }
+            if line.contains("app.1 started") { return "started" }
+            return nil
+        }
+        #expect(events == ["started"] + Array(repeating: ["bye", "exited", "started"], count: 3).flatMap { $0 }, "\(events)")
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
 }

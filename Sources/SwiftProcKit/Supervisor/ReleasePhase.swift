@@ -53,13 +53,14 @@ public final class ReleasePhase: @unchecked Sendable {
         var exit: Platform.Exit?
         while exit == nil {
             exit = Platform.peekExit(child.pid)
-            if exit != nil { break }
+            // A cancel SIGKILLs the group: that exit is the cancel's, not the command's verdict.
             if isCancelled {
                 Platform.signalGroup(child.pid, SIGKILL)
                 _ = setPID(nil)
                 log.system("release command stopped; not starting")
                 return .cancelled
             }
+            if exit != nil { break }
             if Platform.monotonicSeconds() >= deadline {
                 Platform.signalGroup(child.pid, SIGKILL)
                 _ = setPID(nil)

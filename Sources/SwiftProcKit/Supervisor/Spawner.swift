@@ -143,9 +143,21 @@ public final class Spawner: @unchecked Sendable {
         let ticks = max(1, Int((request.killTimeout * 10).rounded(.up)))
         // After the kill signal, wait (in 0.1 s steps, up to kill_timeout) only while the group's
         // leader — `$$`, which the command became — is alive, then SIGKILL whatever is left.
-        let watchdog = "trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; kill -s \(signal) 0; "
-            + "n=0; while [ $n -lt \(ticks) ] && kill -0 $$ 2>/dev/null; do sleep 0.1; n=$((n+1)); done; kill -s KILL 0"
-        return "exec 3<&0 </dev/null; ( { \(watchdog); } & ); exec 3<&-; " + ShellCommand.execPrefixed(request.command)
+        // SIGSTOP (or SIGKILL) as the kill signal would stop the watchdog itself: go straight to KILL.
+        let graceful = request.killSignal != SIGSTOP && request.killSignal != SIGKILL
+        let watchdog = "trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; "
+            + (graceful ? "kill -s \(signal) 0; n=0; while [ $n -lt \(ticks) ] && kill -0 $$ 2>/dev/null; do sleep 0.1; n=$((n+1)); done; " : "")
+            + "kill -s KILL 0"
+        let command = ShellCommand.execPrefixed(request.command)
+        // When the shell stays the group's leader (a list or pipeline), it must outlive its
+        // children's graceful stop: dash waits for its foreground child on SIGINT but dies at once
+        // on SIGTERM and the rest, and its exit makes swiftproc SIGKILL the group. A trap makes it
+        // wait for the running command first (children still get the default action).
+        var trap = ""
+        if command == request.command, graceful, request.killSignal != SIGINT {
+            trap = "trap 'exit \(128 + request.killSignal)' \(signal); "
+        }
+        return "exec 3<&0 </dev/null; ( { \(watchdog); } & ); exec 3<&-; " + trap + command
     }
 }
 

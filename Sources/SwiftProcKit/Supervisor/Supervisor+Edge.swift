@@ -52,6 +52,12 @@ extension Supervisor {
         launch(inst)
     }
 
+    /// Whether clients wait at `route`'s proxy: it has connections open but no instance to take them.
+    func clientsAreWaiting(_ route: Route) -> Bool {
+        route.service.autoStart && (route.proxy?.activeConnections ?? 0) > 0
+            && !route.pool.backendIDs.contains(where: route.pool.isAvailable)
+    }
+
     /// Auto-stop: instances of an `auto_stop_machines` service with no connection for the idle
     /// timeout are stopped, down to `min_machines_running`, highest index first.
     private func stopIdleInstances() {

@@ -45,13 +45,14 @@ extension Supervisor {
             if count > current.count {
                 // Instances still stopping keep their index until they are gone, so two live
                 // processes never share a name.
-                let used = Set(instances.filter { $0.group == group && ($0.wanted || $0.pid != nil) }.map(\.index))
+                let used = Set(instances.filter { $0.group == group && ($0.wanted || $0.pid != nil || $0.pendingExit != nil) }
+                    .map(\.index))
                 var index = 1
                 for _ in 0..<(count - current.count) {
                     while used.contains(index) { index += 1 }
                     log.register(name: "\(group).\(index)")
                     // An old, finished entry with that index makes way for the new one.
-                    instances.removeAll { $0.group == group && $0.index == index && !$0.wanted }
+                    instances.removeAll { $0.group == group && $0.index == index && !$0.wanted && $0.pendingExit == nil }
                     launch(addInstance(group: group, index: index))
                     index += 1
                 }
@@ -65,7 +66,7 @@ extension Supervisor {
         await withTaskGroup(of: Void.self) { tasks in
             for id in stopping { tasks.addTask { await self.stop(id: id) } }
         }
-        instances.removeAll { stopping.contains($0.id) && !$0.wanted && !$0.isLive }
+        instances.removeAll { stopping.contains($0.id) && !$0.wanted && !$0.isLive && $0.pendingExit == nil }
     }
 
     /// Checks the starting formation (call after ``openProxies()``).

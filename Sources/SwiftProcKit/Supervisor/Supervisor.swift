@@ -60,6 +60,7 @@ public actor Supervisor {
     private var finishWaiters: [CheckedContinuation<Int32, Never>] = []
     private var stateWriteScheduled = false
     private var release: ReleasePhase?
+    private var leftoversCleaned = false
     /// SIGCHLD is how exits are noticed: Foundation's own notification waits for every process
     /// that inherited the child's fds, which includes the watchdog loop in the child's group.
     private var childSignal: SignalSource?
@@ -122,6 +123,7 @@ public actor Supervisor {
         phase = .releasing
         log.register(name: "release")
         watchChildren()
+        cleanUpLeftovers()
         let release = ReleasePhase()
         self.release = release
         let outcome = await release.run(command, plan: plan, spawner: spawner, usePTY: usePTY,
@@ -136,18 +138,23 @@ public actor Supervisor {
         guard phase == .notStarted else { return }
         phase = .running
         watchChildren()
-        if let file = plan.stateFile {
-            let killed = LeftoverProcesses.killAll(recordedIn: file)
-            if killed > 0 {
-                log.system("stopped \(killed) process group\(killed == 1 ? "" : "s") left over from an earlier run")
-            }
-        }
+        cleanUpLeftovers()
         for group in plan.groups {
             for index in stride(from: 1, through: group.count, by: 1) {
                 launch(addInstance(group: group.name, index: index))
             }
         }
         startIdleWatch()
+    }
+
+    /// Stops what a crashed earlier run left behind (once, before anything of ours runs).
+    private func cleanUpLeftovers() {
+        guard let file = plan.stateFile, !leftoversCleaned else { return }
+        leftoversCleaned = true
+        let killed = LeftoverProcesses.killAll(recordedIn: file)
+        if killed > 0 {
+            log.system("stopped \(killed) process group\(killed == 1 ? "" : "s") left over from an earlier run")
+        }
     }
 
     func groupPlan(_ name: String) -> SupervisorPlan.Group? {
@@ -244,10 +251,7 @@ public actor Supervisor {
         for route in routes(serving: inst.group) { route.pool.remove(inst.name) }
         stopHealthChecks(inst)
         scheduleStateWrite()
-        let waiters = inst.exitWaiters
-        inst.exitWaiters = []
-        waiters.forEach { $0.resume() }
-        guard inst.outputOpen else { return afterExit(inst, exit) }
+        guard inst.outputOpen else { return announce(inst, exit) }
         // Its last lines may still be in the pipe: announce once they are written. The group was
         // just killed, so the output closes at once — unless a descendant that left the group
         // holds it, hence the deadline.
@@ -265,8 +269,17 @@ public actor Supervisor {
         inst.outputOpen = false
         guard let exit = inst.pendingExit else { return }
         inst.pendingExit = nil
-        afterExit(inst, exit)
+        announce(inst, exit)
         if isStopping { finishIfDone() }
+    }
+
+    /// The exit is final: say so, apply the restart policy, and only then let whoever waits in
+    /// ``stop(id:drain:)`` go on (a rolling restart relaunches right after).
+    private func announce(_ inst: Instance, _ exit: Platform.Exit) {
+        let waiters = inst.exitWaiters
+        inst.exitWaiters = []
+        afterExit(inst, exit)
+        waiters.forEach { $0.resume() }
     }
 
     private func describe(_ exit: Platform.Exit) -> String {
@@ -285,6 +298,11 @@ public actor Supervisor {
             inst.stoppingForIdle = false
             inst.set(.stoppedIdle)
             log.system("\(what) — stopped (idle)")
+            // A client that arrived while it was stopping found nothing to start; start it now.
+            if routes(serving: inst.group).contains(where: clientsAreWaiting) {
+                log.system("\(inst.name) starting: a connection is waiting")
+                launch(inst)
+            }
             return
         }
         if isStopping || !inst.wanted || inst.replacing {
