@@ -176,4 +176,17 @@ import Darwin
         sp.signal(SIGINT)
         #expect(await sp.waitForExit() == 0)
     }
+
+    @Test func afterNoRestartStopsOnItsOwnTheFirstCtrlCIsNotASecond() async throws {
+        let app = try makeApp(["Procfile": """
+            once: sleep 0.3; exit 0
+            slow: trap 'sleep 1; echo slow-done; exit 0' INT; while :; do sleep 0.05; done
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "--no-restart"], in: app)
+        #expect(await sp.waitFor("stopping all processes (--no-restart)"))
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0, "\(sp.stdout.text)")
+        #expect(!sp.stdout.text.contains("killing all processes now"))
+        #expect(sp.stdout.text.contains("slow-done"))
+    }
 }

@@ -61,6 +61,8 @@ public actor Supervisor {
     private var stateWriteScheduled = false
     private var release: ReleasePhase?
     private var leftoversCleaned = false
+    /// Whether the user (a signal, `swiftproc stop`) has asked to stop, as opposed to `--no-restart`.
+    private var userAskedToStop = false
     /// SIGCHLD is how exits are noticed: Foundation's own notification waits for every process
     /// that inherited the child's fds, which includes the watchdog loop in the child's group.
     private var childSignal: SignalSource?
@@ -314,7 +316,7 @@ public actor Supervisor {
             inst.set(.exited(exit))
             log.system("\(what) — stopping all processes (--no-restart)")
             if !exit.isSuccess { exitCode = 1 }
-            Task { await self.shutdown(reason: nil) }
+            Task { await self.shutdown(reason: nil, requestedByUser: false) }
             return
         }
         guard let group = groupPlan(inst.group) else { return }
@@ -399,13 +401,18 @@ public actor Supervisor {
         Platform.signalGroup(pid, SIGKILL)
     }
 
-    /// Stops everything and finishes. A second call while stopping kills at once (a second Ctrl-C).
-    /// `reason` is printed first, e.g. "SIGINT received".
-    public func shutdown(reason: String?) async {
+    /// Stops everything and finishes. A second request while stopping kills at once (a second
+    /// Ctrl-C) — unless the stop was swiftproc's own (`--no-restart`): then the user's first
+    /// request is their first. `reason` is printed first, e.g. "SIGINT received".
+    public func shutdown(reason: String?, requestedByUser: Bool = true) async {
         switch phase {
         case .finished, .stopping(forced: true):
             return
         case .stopping(forced: false):
+            if requestedByUser && !userAskedToStop {
+                userAskedToStop = true
+                return
+            }
             phase = .stopping(forced: true)
             log.system("killing all processes now")
             for inst in instances { killHard(id: inst.id, generation: inst.generation, because: nil) }
@@ -415,6 +422,7 @@ public actor Supervisor {
         }
         let wasReleasing = phase == .releasing
         phase = .stopping(forced: false)
+        userAskedToStop = requestedByUser
         if wasReleasing {
             release?.cancel()
             log.system([reason, "stopping the release command"].compactMap { $0 }.joined(separator: " — "))
