@@ -92,12 +92,13 @@ import Darwin
         let lines = recent.out.split(separator: "\n").map(String.init)
         #expect(lines == (16...20).map { "counter.1 | line-\($0)" }, "\(recent.out)")
 
-        // A follower sees a new line quickly: a restart prints system lines.
-        let follower = try SwiftProc(["logs", "-n", "0", "--no-timestamps"], in: app)
-        try await Task.sleep(nanoseconds: 200_000_000)  // let it subscribe; the check below has its own deadline
+        // A follower sees a new line quickly: a restart prints system lines. Its backlog line
+        // arrives only once it is subscribed, so waiting for it is the synchronisation.
+        let follower = try SwiftProc(["logs", "-n", "1", "--no-timestamps", "counter"], in: app)
+        #expect(await follower.waitFor("counter.1 | line-20"))
         let restart = try await runSwiftProc(["restart", "counter.1"], in: app)
         #expect(restart.status == 0, "\(restart.err)")
-        #expect(await follower.waitFor("counter.1 started", timeout: 2), "\(follower.stdout.text)")
+        #expect(await follower.waitFor("counter.1 | line-1\n", timeout: 2), "the restarted child's lines: \(follower.stdout.text)")
         follower.signal(SIGINT)
         #expect(await follower.waitForExit() == 0)
 

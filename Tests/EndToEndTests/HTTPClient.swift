@@ -59,8 +59,18 @@ func httpGet(port: Int, path: String = "/", timeout: Double = 10) -> (status: In
     return (status, body)
 }
 
+/// How many requests of a ``load(port:path:count:concurrency:progress:)`` have completed, so a
+/// test can act *during* the load by waiting for real progress instead of sleeping.
+final class LoadProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = 0
+    var completed: Int { lock.lock(); defer { lock.unlock() }; return done }
+    func add() { lock.lock(); done += 1; lock.unlock() }
+}
+
 /// `count` GETs from `concurrency` threads; the results in completion order.
-func load(port: Int, path: String = "/", count: Int, concurrency: Int = 8) async -> [(status: Int, body: String)?] {
+func load(port: Int, path: String = "/", count: Int, concurrency: Int = 8,
+          progress: LoadProgress = LoadProgress()) async -> [(status: Int, body: String)?] {
     final class Work: @unchecked Sendable {
         let lock = NSLock()
         var results: [(status: Int, body: String)?] = []
@@ -86,6 +96,7 @@ func load(port: Int, path: String = "/", count: Int, concurrency: Int = 8) async
                     work.lock.unlock()
                     let r = httpGet(port: port, path: path)
                     work.lock.lock(); work.results.append(r); work.lock.unlock()
+                    progress.add()
                 }
             }.start()
         }

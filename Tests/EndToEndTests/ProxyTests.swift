@@ -60,8 +60,9 @@ import Darwin
         let snapshot = try await runSwiftProc(["status", "--json"], in: app.dir)
         let status = try JSONDecoder().decode(StatusSnapshot.self, from: Data(snapshot.out.utf8))
         let victim = try #require(status.instances.first { $0.name == "app.2" }?.pid)
-        async let during = load(port: app.proxyPort, count: 1000, concurrency: 8)
-        try await Task.sleep(nanoseconds: 100_000_000)
+        let progress = LoadProgress()
+        async let during = load(port: app.proxyPort, count: 1000, concurrency: 8, progress: progress)
+        #expect(await eventually { progress.completed >= 100 }, "the load is under way before the kill")
         kill(victim, SIGKILL)
         let killedAt = Date()
         let results = await during
@@ -74,30 +75,38 @@ import Darwin
         _ = await app.sp.waitForExit()
     }
 
-    @Test func scalingDownAndUpUnderLoadDropsNothing() async throws {
-        let app = try await startApp()
-        async let traffic = load(port: app.proxyPort, count: 1500, concurrency: 6)
-        let down = try await runSwiftProc(["scale", "app=1"], in: app.dir)
-        #expect(down.status == 0, "\(down.err)")
-        let up = try await runSwiftProc(["scale", "app=3"], in: app.dir)
-        #expect(up.status == 0, "\(up.err)")
+    /// Runs `change` while 1,500 requests flow through the proxy (started before it, still
+    /// running during it) and expects none of them to fail.
+    private func expectNoRequestDropped(_ app: App, during change: () async throws -> Void) async throws {
+        let progress = LoadProgress()
+        async let traffic = load(port: app.proxyPort, count: 1500, concurrency: 6, progress: progress)
+        #expect(await eventually { progress.completed >= 50 })
+        try await change()
+        let unfinished = 1500 - progress.completed
         let results = await traffic
         let failed = results.filter { $0?.status != 200 }.count
         #expect(failed == 0, "\(failed) of \(results.count) failed")
+        #expect(unfinished > 0, "the change happened while requests were still being sent")
         app.sp.signal(SIGINT)
         _ = await app.sp.waitForExit()
     }
 
+    @Test func scalingDownAndUpUnderLoadDropsNothing() async throws {
+        let app = try await startApp()
+        try await expectNoRequestDropped(app) {
+            let down = try await runSwiftProc(["scale", "app=1"], in: app.dir)
+            #expect(down.status == 0, "\(down.err)")
+            let up = try await runSwiftProc(["scale", "app=3"], in: app.dir)
+            #expect(up.status == 0, "\(up.err)")
+        }
+    }
+
     @Test func rollingRestartUnderLoadDropsNothing() async throws {
         let app = try await startApp()
-        async let traffic = load(port: app.proxyPort, count: 1500, concurrency: 6)
-        let restart = try await runSwiftProc(["restart", "app"], in: app.dir)
-        #expect(restart.status == 0, "\(restart.err)")
-        let results = await traffic
-        let failed = results.filter { $0?.status != 200 }.count
-        #expect(failed == 0, "\(failed) of \(results.count) failed")
-        app.sp.signal(SIGINT)
-        _ = await app.sp.waitForExit()
+        try await expectNoRequestDropped(app) {
+            let restart = try await runSwiftProc(["restart", "app"], in: app.dir)
+            #expect(restart.status == 0, "\(restart.err)")
+        }
     }
 
     @Test func idleInstancesStopAndAConnectionStartsOneAgain() async throws {
