@@ -7,7 +7,8 @@ enum AppOptions {
     static let formation = Option.value("formation", "m", "FORMATION",
                                         "Instances per group: app=3,worker=2 (or \"app=3 worker=2\", all=2).")
     static let env = Option.value("env", "e", "FILES", "Comma-separated .env files to load, later ones winning (default: .env).")
-    static let port = Option.value("port", "p", "BASE", "Base port for $PORT (default: 5000, or $PORT).")
+    static let port = Option.value("port", "p", "BASE", "Base port for $PORT (default: PORT from .env or the environment, else 5000).")
+    static let region = Option.value("region", nil, "REGION", "Act as a machine in REGION (FLY_REGION; default: primary_region, else local).")
 
     static func loadConfig(_ arguments: ParsedArguments) throws -> AppConfig {
         let envFiles = arguments.all("env").flatMap { $0.split(separator: ",").map(String.init) }
@@ -16,34 +17,31 @@ enum AppOptions {
                                      in: FileManager.default.currentDirectoryPath)
     }
 
-    /// `-m worker=3` changes only worker: groups it does not name keep one instance, as
-    /// `fly scale count worker=3` leaves app alone. Naming groups as arguments runs only those.
-    static func formation(_ config: AppConfig, _ arguments: ParsedArguments, command: String) throws -> Formation {
-        let names = config.groupNames
-        for g in arguments.positionals where !names.contains(g) {
-            throw ConfigError.unknownProcess(g, suggestions: closestMatch(to: g, in: names).map { [$0] } ?? [],
-                                             known: names, at: nil)
-        }
-        let words = arguments.all("formation")
-        var formation = try Formation.parse(words, known: names)
-        let mentioned = Set(words.flatMap { $0.split(whereSeparator: { $0 == "," || $0 == " " }) }
-            .compactMap { $0.split(separator: "=").first.map(String.init) })
-        if !mentioned.contains("all") {
-            for g in names where !mentioned.contains(g) { formation[g] = 1 }
-        }
-        if !arguments.positionals.isEmpty {
-            for g in names where !arguments.positionals.contains(g) { formation[g] = 0 }
-        }
-        return formation
+    /// The options `start` and `check` share, as the plan takes them.
+    static func runOptions(_ arguments: ParsedArguments) -> RunOptions {
+        var options = RunOptions()
+        options.formation = arguments.all("formation")
+        options.onlyGroups = arguments.positionals
+        options.portBase = arguments.value("port")
+        options.restart = arguments.value("restart")
+        options.stopWhenAnyExits = arguments.has("no-restart")
+        options.noTTY = arguments.has("no-tty")
+        options.pipeGroups = arguments.all("pipes").flatMap { $0.split(separator: ",").map(String.init) }
+        options.proxy = !arguments.has("no-proxy")
+        options.proxyPort = arguments.value("proxy-port")
+        options.idleTimeout = arguments.value("idle-timeout")
+        options.region = arguments.value("region")
+        options.inheritedEnvironment = ProcessInfo.processInfo.environment
+        return options
     }
 
-    static func ports(_ config: AppConfig, _ arguments: ParsedArguments, command: String) throws -> PortPlan {
-        guard let text = arguments.value("port") ?? ProcessInfo.processInfo.environment["PORT"] else {
-            return PortPlan(groups: config.groupNames)
-        }
-        guard let base = Int(text), (1...65535).contains(base) else {
-            throw UsageError(message: "--port needs a port number, not \"\(text)\"", command: command)
-        }
-        return PortPlan(base: base, groups: config.groupNames)
+    /// The one plan for config + options: what `check` prints and `start` runs.
+    static func plan(_ config: AppConfig, _ arguments: ParsedArguments) throws -> SupervisorPlan {
+        try SupervisorPlan(config: config, options: runOptions(arguments))
+    }
+
+    /// Prints the config's warnings to stderr, once, in file order.
+    static func printWarnings(_ config: AppConfig) {
+        for warning in config.warnings { printError(warning.rendered) }
     }
 }

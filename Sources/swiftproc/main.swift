@@ -64,6 +64,10 @@ func runMain() async -> Int32 {
         printError(error.description)
         return error.status
     } catch let error as ConfigError {
+        if case .invalidOption = error {
+            printError("swiftproc \(command.name): \(error.message)")
+            return 2
+        }
         printError(error.rendered)
         if case .syntax(_, let path) = error, URL(fileURLWithPath: path).lastPathComponent.lowercased().hasPrefix("procfile") {
             printError("(that looks like a Procfile: pass it with -f, not -c)")

@@ -119,27 +119,34 @@ import Darwin
             [http_service]
               internal_port = \(proxy)
             """])
-        let r = try await runSwiftProc(["start", "-p", "\(proxy)"], in: app)
-        #expect(r.status == 1)
-        #expect(r.err.contains("app.1 would listen on port \(proxy)"), "\(r.err)")
-        let high = try await runSwiftProc(["start", "--no-proxy", "-p", "65535", "-m", "app=2"], in: app)
-        #expect(high.status == 1)
-        #expect(high.err.contains("beyond 65535"), "\(high.err)")
+        // `check` refuses exactly what `start` refuses, with the same message: one plan.
+        for command in ["start", "check"] {
+            let r = try await runSwiftProc([command, "-p", "\(proxy)"], in: app)
+            #expect(r.status == 2)
+            #expect(r.err.contains("app.1 would listen on port \(proxy)"), "\(r.err)")
+            let high = try await runSwiftProc([command, "--no-proxy", "-p", "65535", "-m", "app=2"], in: app)
+            #expect(high.status == 2)
+            #expect(high.err.contains("beyond 65535"), "\(high.err)")
+        }
     }
 
     @Test func formationsThatCannotWorkAreRefusedUpFront() async throws {
         let app = try makeApp(["Procfile": "app: exec sleep 1000\nworker: exec sleep 1000\n"])
-        let overlap = try await runSwiftProc(["start", "-m", "app=101"], in: app)
-        #expect(overlap.status == 1)
-        #expect(overlap.err.contains("worker.1 would listen on port 5100, which app.101 uses"), "\(overlap.err)")
+        for command in ["start", "check"] {
+            let overlap = try await runSwiftProc([command, "-m", "app=101,worker=1"], in: app)
+            #expect(overlap.status == 1)
+            #expect(overlap.err.contains("invalid formation \"app=101\": at most 100 instances per group"), "\(overlap.err)")
+            let giant = try await runSwiftProc([command, "-m", "app=9223372036854775807"], in: app)
+            #expect(giant.status == 1 && giant.err.contains("at most 100 instances per group"), "\(giant.err)")
+        }
         let sp = try SwiftProc(["start", "--no-color"], in: app)
         #expect(await sp.waitFor("worker.1 started"))
-        let huge = try await runSwiftProc(["scale", "app=100000"], in: app)
-        #expect(huge.status == 1)
-        #expect(huge.err.contains("ulimit -n") || huge.err.contains("beyond 65535"), "\(huge.err)")
-        let into = try await runSwiftProc(["scale", "app=101"], in: app)
-        #expect(into.status == 1)
-        #expect(into.err.contains("uses"), "\(into.err)")
+        // scale applies the same limits, and no count overflows the supervisor.
+        for words in [["app=100000"], ["app=101"], ["app=9223372036854775807"], ["app=+100", "app=+100"], ["+9223372036854775807"]] {
+            let refused = try await runSwiftProc(["scale"] + words, in: app)
+            #expect(refused.status == 1)
+            #expect(refused.err.contains("at most 100 instances per group"), "\(words): \(refused.err)")
+        }
         #expect(try await status(app).instances.count == 2, "nothing changed")
         sp.signal(SIGINT)
         #expect(await sp.waitForExit() == 0)

@@ -41,8 +41,7 @@ import Testing
     }
 
     @Test func textPlan() throws {
-        let formation = try Formation.parse(["app=1,worker=2"], known: ["app", "worker"])
-        let text = renderPlan(try config(), formation: formation)
+        let text = renderPlan(try report(config(), ["app=1,worker=2"]))
         #expect(text == """
         app "shop" from fly.toml (primary region ord)
           directory  /app
@@ -50,8 +49,10 @@ import Testing
         processes (default group: app)
           app     × 1  port 5000  restart on-failure (10 retries)
                   bin/rails server
+                  from fly.toml:11 [processes]
           worker  × 2  ports 5100-5101  restart always
                   bundle exec sidekiq
+                  from fly.toml:12 [processes]
 
         stop       SIGTERM, then SIGKILL after 30s
         http       tcp :8080 → app; public 80, 443; auto_stop_machines = suspend
@@ -69,14 +70,17 @@ import Testing
     }
 
     @Test func showEnvRevealsValuesWithTheirSource() throws {
-        let text = renderPlan(try config(), showEnv: true)
+        let text = renderPlan(try report(config(), showEnv: true), showEnv: true)
         #expect(text.contains("  RAILS_ENV=development  (.env)\n"))
+        #expect(text.contains("app.1 (machine \(machineID(app: "shop", group: "app", index: 1))) also gets\n"))
+        #expect(text.contains("  PORT=5000\n  PRIMARY_REGION=ord\n  PS=app.1\n"))
+        #expect(text.contains("  FLY_REGION=ord\n"))
         #expect(text.contains("  PORT=8080  ([env])\n"))
         #expect(text.contains("  SECRET_KEY_BASE=s3cret  (.env)\n"))
     }
 
     @Test func jsonPlanRoundTripsAndHidesValues() throws {
-        let plan = Plan(try config(), formation: .oneOfEach(["app", "worker"]))
+        let plan = try report(config())
         let decoded = try JSONDecoder().decode(Plan.self, from: Data(plan.jsonText().utf8))
         #expect(decoded == plan)
         #expect(plan.groups.map(\.name) == ["app", "worker"])
@@ -91,36 +95,51 @@ import Testing
         #expect(plan.env.allSatisfy { $0.value == nil })
         #expect(plan.env[0].source == "dotenv")
         #expect(!plan.jsonText().contains("s3cret"))
-        #expect(Plan(try config(), showEnv: true).env[0].value == "development")
+        #expect(try report(config(), showEnv: true).env[0].value == "development")
+        #expect(plan.instances.map(\.name) == ["app.1", "worker.1"] && plan.instances.allSatisfy { $0.env == nil })
+        // Keys in a stable (sorted) order.
+        let json = plan.jsonText()
+        #expect(json.range(of: "\"app\"")!.lowerBound < json.range(of: "\"checks\"")!.lowerBound)
     }
 
     @Test func notesForProcfileProcessesMissingCommandsAndDefaultRouting() throws {
         let procfile = try Procfile.parse("web: w\nworker: k\n", path: "Procfile")
         let fromProcfile = try ConfigLoader.parseFlyToml("[[services]]\ninternal_port = 3000\n", path: "fly.toml", directory: "/app",
                                                          procfile: procfile, procfilePath: "Procfile")
-        let notes = Plan(fromProcfile, formation: try Formation.parse(["web=1"], known: ["web", "worker"])).notes
+        let notes = try report(fromProcfile, ["web=1", "worker=0"]).notes
         #expect(notes == [
             "processes come from Procfile; everything else from fly.toml",
             "[[services]] #1 names no processes, so it routes to the default group \"web\" only, as on Fly",
             "group \"worker\" is scaled to 0 and will not start",
         ])
 
-        let bare = try flyConfig("app = \"phx\"\n")
-        let text = renderPlan(bare)
-        #expect(text.contains("  app  × 1  port 5000  restart on-failure (10 retries)\n       (no command)\n"))
-        #expect(Plan(bare).notes == ["group \"app\" has no command (on Fly it runs the image's default command); "
-                                     + "add [processes] to fly.toml or a Procfile to run it"])
+        let partly = try flyConfig("app = \"phx\"\n[processes]\napp = ''\nworker = 'bin/work'\n")
+        let text = renderPlan(try report(partly))
+        #expect(text.contains("  app     × 0  no port  restart on-failure (10 retries)\n          (no command)\n"))
+        #expect(try report(partly).notes == ["group \"app\" has no command and will not start"])
+        #expect(partly.warnings.map(\.description) == ["fly.toml:3:1: warning: process group \"app\" has no command: on Fly it "
+            + "runs the image's command, which swiftproc looks for in a Dockerfile (there is none); give it one in [processes] "
+            + "(app = \"...\") or a Procfile next to fly.toml"])
     }
 
     @Test func procfilePlan() throws {
         let c = AppConfig(procfile: try Procfile.parse("web: bin/web\nrelease: bin/migrate\n", path: "Procfile"),
                           path: "Procfile", directory: "/srv/app")
-        let text = renderPlan(c, ports: PortPlan(base: 3000, groups: ["web"]))
+        var options = RunOptions()
+        options.portBase = "3000"
+        let text = renderPlan(Plan(c, plan: try SupervisorPlan(config: c, options: options)))
         #expect(text.hasPrefix("app from Procfile\n  directory  /srv/app\n"))
         #expect(text.contains("  web  × 1  port 3000  restart on-failure (10 retries)\n"))
         #expect(text.contains("release    bin/migrate (timeout 5m)\n"))
         #expect(!text.contains("notes"))
     }
+}
+
+/// `check`'s report of the one plan for `config` with `-m words`.
+func report(_ config: AppConfig, _ words: [String] = [], showEnv: Bool = false) throws -> Plan {
+    var options = RunOptions()
+    options.formation = words
+    return Plan(config, plan: try SupervisorPlan(config: config, options: options), showEnv: showEnv)
 }
 
 @Suite struct ConfigDurationTests {

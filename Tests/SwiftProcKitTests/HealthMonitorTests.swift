@@ -76,9 +76,13 @@ func monitor(_ checks: [HealthCheckSpec], events: HealthEvents) -> HealthMonitor
         #expect(await eventually { server.accepted >= probes + 4 })
         #expect(events.flips == ["pass", "fail"])
 
-        status.set(302) // a redirect passes
+        // Fly follows no redirect: a 301 still fails (the detail changes, the verdict does not).
+        status.set(301)
+        #expect(await eventually { health.results.first?.detail == "HTTP 301" })
+        #expect(health.results.first?.status == .failing && events.flips == ["pass", "fail"])
+        status.set(204) // any 2xx passes
         #expect(await eventually { events.flips == ["pass", "fail", "pass"] })
-        #expect(events.results.last?.detail == "HTTP 302")
+        #expect(events.results.last?.detail == "HTTP 204")
         #expect(events.results.allSatisfy { $0.instance == "app.1" && $0.name == "alive" })
     }
 

@@ -52,6 +52,12 @@ public struct AppConfig: Sendable, Equatable {
     public var releaseCommand: String?
     /// `[deploy] release_command_timeout`, default 5 minutes.
     public var releaseCommandTimeout: Duration
+    /// fly.toml's `console_command` (what `fly console` runs).
+    public var consoleCommand: String?
+    /// The Dockerfile read for groups without a command of their own, as the user knows it.
+    public var dockerfilePath: String?
+    /// What was read past: unknown keys, values swiftproc cannot use, groups with no command.
+    public var warnings: [ConfigWarning] = []
 
     public init(appName: String? = nil, primaryRegion: String? = nil, source: SourceKind, configPath: String,
                 procfilePath: String? = nil, directory: String, groups: [ProcessGroup], defaultGroup: String,
@@ -105,12 +111,16 @@ public struct AppConfig: Sendable, Equatable {
         Environment.merged(inherited: inherited, config: env, dotenv: dotenv)
     }
 
-    /// Throws unless every group has a command — what `start` needs and `check` does not.
+    /// The groups that can run: those with a command.
+    public var runnableGroups: [ProcessGroup] { groups.filter { $0.command != nil } }
+
+    /// Throws unless at least one group has a command — `start` runs the others and says why
+    /// the rest cannot run (see ``warnings``).
     ///
-    /// A fly.toml without `[processes]` means "run the image's default command" on Fly; there is
-    /// no image locally, so this says what to add instead of guessing.
+    /// On Fly a group without a command runs the image's; swiftproc looks for it in the
+    /// Dockerfile, and where there is none it cannot guess.
     public func requireCommands() throws(ConfigError) {
-        for group in groups where group.command == nil {
+        if let group = groups.first, runnableGroups.isEmpty {
             throw .missingCommand(group: group.name, configPath: configPath)
         }
     }
@@ -119,15 +129,51 @@ public struct AppConfig: Sendable, Equatable {
 /// One process group: a name, the command each of its instances runs, and its restart policy.
 public struct ProcessGroup: Sendable, Equatable {
     public var name: String
-    /// Run with `sh -c` in the app directory. `nil` only for fly.toml's implicit `app` group
-    /// when the file has no processes (see ``AppConfig/requireCommands()``).
+    /// Run with `sh -c` in the app directory. `nil` when no source had one (see
+    /// ``AppConfig/requireCommands()``).
     public var command: String?
+    /// Where ``command`` came from.
+    public var source: CommandSource
     public var restart: RestartPolicy
+    /// The group's `[[vm]]` memory (`FLY_VM_MEMORY_MB`); Fly's smallest machine when none is given.
+    public var memoryMB: Int
 
-    public init(name: String, command: String?, restart: RestartPolicy = .flyDefault) {
+    /// Memory of Fly's default machine size, shared-cpu-1x.
+    public static let defaultMemoryMB = 256
+
+    public init(name: String, command: String?, source: CommandSource? = nil, restart: RestartPolicy = .flyDefault,
+                memoryMB: Int = ProcessGroup.defaultMemoryMB) {
         self.name = name
         self.command = command
+        self.source = source ?? (command == nil ? .missing : .processes(nil))
         self.restart = restart
+        self.memoryMB = memoryMB
+    }
+}
+
+/// Where a group's command came from, so `check` can say it.
+public enum CommandSource: Sendable, Equatable, CustomStringConvertible {
+    /// fly.toml's `[processes]` (or a test's literal command).
+    case processes(FilePosition?)
+    /// An entry of a Procfile.
+    case procfile(path: String, line: Int)
+    /// `[experimental] cmd`/`entrypoint`, completed from the Dockerfile when it was read.
+    case experimental(dockerfile: String?)
+    /// The Dockerfile's ENTRYPOINT/CMD; `origin` is ``Dockerfile/origin`` (`20,21 (ENTRYPOINT + CMD)`).
+    case dockerfile(path: String, origin: String)
+    /// Nowhere: the group cannot run.
+    case missing
+
+    /// `fly.toml:12 [processes]`, `Procfile:2`, `Dockerfile:40,42 (ENTRYPOINT + CMD)`, `[experimental] cmd/entrypoint`.
+    public var description: String {
+        switch self {
+        case .processes(let p): return p.map { "\($0.path):\($0.line) [processes]" } ?? "[processes]"
+        case .procfile(let path, let line): return "\(path):\(line)"
+        case .experimental(let dockerfile): return "[experimental] cmd/entrypoint" + (dockerfile.map { " with \($0)" } ?? "")
+        case .dockerfile(let path, let origin):
+            return origin.isEmpty ? path : "\(path):\(origin)"
+        case .missing: return "none"
+        }
     }
 }
 
@@ -207,9 +253,10 @@ public struct Concurrency: Sendable, Equatable, Codable {
     /// `connections` or `requests`.
     public var type: String
     public var softLimit: Int
-    public var hardLimit: Int
+    /// Fly sets none unless the file gives one.
+    public var hardLimit: Int?
 
-    public init(type: String = "connections", softLimit: Int = 20, hardLimit: Int = 25) {
+    public init(type: String = "connections", softLimit: Int = 20, hardLimit: Int? = nil) {
         self.type = type
         self.softLimit = softLimit
         self.hardLimit = hardLimit

@@ -46,11 +46,14 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     case unreadable(String, reason: String)
     /// Discovery found nothing to run in `directory`.
     case noConfigFound(directory: String, lookedFor: [String])
-    /// A group has no command, so there is nothing to start. Fly would run the image's default
-    /// command; locally there is no image, and guessing would start the wrong thing.
+    /// No group has a command, so there is nothing to start. Fly would run the image's default
+    /// command; locally there is no image and no Dockerfile said what it is.
     case missingCommand(group: String, configPath: String)
     /// A Procfile with no process entries.
     case emptyProcfile(String)
+    /// A command-line option (or the plan it shapes) that cannot run: `--proxy-port 70000`,
+    /// a formation whose ports collide. `option` names the flag (`-m`, `--proxy-port`).
+    case invalidOption(_ option: String, _ message: String)
 
     /// Where in which file the problem is, when it is in a file.
     public var position: FilePosition? {
@@ -90,9 +93,11 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
             return "nothing to run in \(directory): looked for \(lookedFor.joined(separator: " and ")); "
                 + "pass -c PATH (fly.toml) or -f PATH (Procfile)"
         case .missingCommand(let group, let configPath):
-            return "process group \"\(group)\" has no command: add a [processes] section to \(configPath) "
-                + "or a Procfile next to it (on Fly it would run the image's default command, "
-                + "which swiftproc cannot know)"
+            return "nothing to run: process group \"\(group)\" has no command. Give it one in \(configPath) "
+                + "([processes] \(group) = \"...\"), in a Procfile next to it (\(group == "app" ? "web" : group): ...), "
+                + "or in the Dockerfile's CMD (on Fly it runs the image's command)"
+        case .invalidOption(_, let message):
+            return message
         case .emptyProcfile(let path):
             return "\(path) defines no processes (expected lines like \"web: bundle exec puma\")"
         }

@@ -56,7 +56,7 @@ public enum ConfigLoader {
             config.envFiles = envFiles
         } else {
             let full = resolve(defaultEnvFile, against: config.directory)
-            let display = sibling(of: config.configPath, named: defaultEnvFile)
+            let display = siblingPath(of: config.configPath, named: defaultEnvFile)
             if FileManager.default.fileExists(atPath: full) {
                 let text = try readText(atPath: full, displayPath: display)
                 config.dotenv = try EnvFile.parse(text, path: display)
@@ -71,13 +71,14 @@ public enum ConfigLoader {
         try parseTOMLDocument(text, path: path)
     }
 
-    /// Builds an ``AppConfig`` from fly.toml text without touching the file system (finding a
-    /// Procfile next to it is ``load(configPath:procfilePath:envFiles:in:)``'s job).
+    /// Builds an ``AppConfig`` from fly.toml text without touching the file system: `siblings`
+    /// stands in for the files next to it (a Procfile, a Dockerfile), by relative path.
     public static func parseFlyToml(_ text: String, path: String, directory: String,
-                                    procfile: Procfile? = nil, procfilePath: String? = nil) throws(ConfigError) -> AppConfig {
+                                    procfile: Procfile? = nil, procfilePath: String? = nil,
+                                    siblings: [String: String] = [:]) throws(ConfigError) -> AppConfig {
         let root = try decodeFlyToml(text, path: path)
         return try AppConfig(flyToml: root, path: path, directory: directory, sourceText: text,
-                             procfile: procfile, procfilePath: procfilePath)
+                             procfile: procfile, procfilePath: procfilePath, readFile: { siblings[$0] })
     }
 
     /// Whether a decoded fly.toml defines any process group.
@@ -106,16 +107,20 @@ public enum ConfigLoader {
             }
             procfile = try Procfile.parse(readText(atPath: explicit.full, displayPath: explicit.display), path: explicit.display)
             procfileDisplay = explicit.display
-        } else if !hasProcesses(root) {
-            let full = resolve(procfileName, against: appDirectory)
-            if FileManager.default.fileExists(atPath: full) {
-                let display = sibling(of: displayPath, named: procfileName)
-                procfile = try Procfile.parse(readText(atPath: full, displayPath: display), path: display)
-                procfileDisplay = display
-            }
         }
         return try AppConfig(flyToml: root, path: displayPath, directory: appDirectory, sourceText: text,
-                             procfile: procfile, procfilePath: procfileDisplay)
+                             procfile: procfile, procfilePath: procfileDisplay,
+                             readFile: { relative in siblingText(relative, in: appDirectory) })
+    }
+
+    /// The text of a file next to fly.toml (a Procfile, a Dockerfile), or nil when there is
+    /// no readable file there.
+    private static func siblingText(_ relative: String, in directory: String) -> String? {
+        let full = resolve(relative, against: directory)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue,
+              let data = FileManager.default.contents(atPath: full) else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     private static func loadProcfileOnly(displayPath: String, fullPath: String) throws(ConfigError) -> AppConfig {
@@ -141,9 +146,4 @@ public enum ConfigLoader {
         return resolve(name, against: directory)
     }
 
-    /// `deploy/fly.toml` → `deploy/Procfile`; `fly.toml` → `Procfile`.
-    private static func sibling(of displayPath: String, named name: String) -> String {
-        guard let slash = displayPath.lastIndex(of: "/") else { return name }
-        return String(displayPath[...slash]) + name
-    }
 }

@@ -1,53 +1,102 @@
 import TOML
 
 extension AppConfig {
-    /// Builds a configuration from a decoded fly.toml, applying flyctl's rules.
+    /// Builds a configuration from a decoded fly.toml the way flyctl loads it.
     ///
-    /// Sections swiftproc has no use for (`[[vm]]`, `[mounts]`, `[build]`, `[[statics]]`,
-    /// `[experimental]`, `script_checks`, unknown keys) are ignored without complaint, as flyctl
-    /// ignores keys it does not know; the sections swiftproc reads are checked strictly, with
-    /// errors that point at the offending key or value.
+    /// flyctl's loader converts legacy forms before anything reads the file (string ports,
+    /// `concurrency = "soft,hard"`, `[services]`/`[checks]`/`[env]` as a table or an array,
+    /// `[experimental] cmd`/`entrypoint`/`kill_timeout`, integer check durations in
+    /// milliseconds…), and so does this. What flyctl refuses (a wrong type, an unknown process
+    /// group in `processes = [...]`, an unknown restart policy) is an error pointing at the value;
+    /// what it accepts but swiftproc cannot use, or does not know (unknown keys, with the closest
+    /// known one), is a ``ConfigWarning``.
+    ///
+    /// Where a group's command comes from, in order: its `[processes]` value; when that is empty
+    /// or there is no `[processes]`, the same-named entry of a Procfile next to fly.toml (`app`
+    /// also finds `web`, as `fly launch` maps it); `[experimental] cmd`/`entrypoint`; the final
+    /// stage of the Dockerfile (`[build] dockerfile`, else `Dockerfile`).
     ///
     /// - Parameters:
     ///   - root: the decoded document.
     ///   - path: the file's path as the user knows it, for messages.
     ///   - directory: the app directory (the file's directory).
-    ///   - sourceText: the file's text, so errors can show the offending line; optional.
-    ///   - procfile: when given, the process groups come from it instead of fly.toml's
-    ///     `[processes]` (see ``ConfigLoader``); its `release:` entry is used when fly.toml has
-    ///     no `[deploy] release_command`.
-    ///   - procfilePath: the Procfile's path, recorded in ``procfilePath``.
+    ///   - sourceText: the file's text, so messages can show the offending line; optional.
+    ///   - procfile: a Procfile named on the command line (`-f`): its processes replace
+    ///     `[processes]`, and its `release:` is used when fly.toml has no release command.
+    ///   - procfilePath: that Procfile's path as the user typed it.
+    ///   - readFile: reads a file next to fly.toml by relative path (nil when missing): where
+    ///     the Procfile and Dockerfile fallbacks come from. Tests pass a dictionary.
     public init(flyToml root: TOMLTable, path: String, directory: String, sourceText: String? = nil,
-                procfile: Procfile? = nil, procfilePath: String? = nil) throws(ConfigError) {
+                procfile explicitProcfile: Procfile? = nil, procfilePath explicitProcfilePath: String? = nil,
+                readFile: (String) -> String? = { _ in nil }) throws(ConfigError) {
         let reader = FieldReader(path: path, lines: sourceText.map(splitLines) ?? [])
+        reader.warnUnknownKeys(in: root, known: FlyTomlSchema.root, section: nil)
+        let experimental = try reader.table("experimental", in: root, name: "experimental")
+        if let experimental { reader.warnUnknownKeys(in: experimental, section: "experimental") }
 
-        // Process groups, in file order.
+        // Process groups, in file order, and where their commands come from.
+        var procfile = explicitProcfile
+        var procfilePath = explicitProcfilePath
         var groups: [ProcessGroup]
+        var groupsFromProcfile = false
         if let procfile {
-            groups = procfile.entries.map { ProcessGroup(name: $0.name, command: $0.command) }
+            groups = procfile.entries.map { ProcessGroup(name: $0.name, command: $0.command,
+                                                         source: .procfile(path: explicitProcfilePath ?? "Procfile", line: $0.line)) }
+            groupsFromProcfile = true
         } else {
             groups = try reader.processGroups(in: root)
+            if groups.isEmpty || groups.contains(where: { $0.command == nil }),
+               let text = readFile(ConfigLoader.procfileName) {
+                let display = siblingPath(of: path, named: ConfigLoader.procfileName)
+                procfile = try Procfile.parse(text, path: display)
+                procfilePath = display
+            }
+            if groups.isEmpty {
+                if let procfile {
+                    groups = procfile.entries.map { ProcessGroup(name: $0.name, command: $0.command,
+                                                                 source: .procfile(path: procfilePath!, line: $0.line)) }
+                    groupsFromProcfile = true
+                } else {
+                    groups = [ProcessGroup(name: "app", command: nil)]
+                }
+            }
         }
-        if groups.isEmpty { groups = [ProcessGroup(name: "app", command: nil)] }
+        var usedProcfile = groupsFromProcfile
+        if !groupsFromProcfile, let procfile, let procfilePath {
+            for i in groups.indices where groups[i].command == nil {
+                let name = groups[i].name
+                let entry = procfile.entries.first { $0.name == name }
+                    ?? (name == "app" ? procfile.entries.first { $0.name == "web" } : nil)
+                if let entry {
+                    groups[i].command = entry.command
+                    groups[i].source = .procfile(path: procfilePath, line: entry.line)
+                    usedProcfile = true
+                }
+            }
+        }
+        var dockerfilePath: String?
+        if groups.contains(where: { $0.command == nil }) {
+            dockerfilePath = try Self.imageCommands(for: &groups, root: root, experimental: experimental, reader: reader,
+                                                    configPath: path, readFile: readFile)
+        }
+
         let names = groups.map(\.name)
-        let defaultGroup = procfile == nil ? Self.flyDefaultGroup(names) : Self.procfileDefaultGroup(names)
+        let defaultGroup = groupsFromProcfile ? Self.procfileDefaultGroup(names) : Self.flyDefaultGroup(names)
         // fly.toml's sections name Fly's implicit `app` group; with a Procfile's processes,
         // that group is played by the Procfile's default (`web`), as `fly launch` maps it.
         let resolver = GroupResolver(reader: reader, known: names, defaultGroup: defaultGroup,
-                                     implicitApp: procfile != nil && !names.contains("app"))
+                                     implicitApp: groupsFromProcfile && !names.contains("app"))
 
         // [[restart]]: later entries win for a group they share with an earlier one.
         for entry in try reader.tables("restart", in: root, name: "restart") {
+            reader.warnUnknownKeys(in: entry, section: "restart")
             let policyName = try reader.string("policy", in: entry, name: "restart.policy") ?? "on-failure"
-            let retries = try reader.integer("retries", in: entry, name: "restart.retries") ?? 10
-            if retries < 0 {
-                throw reader.invalid("restart.retries cannot be negative", at: entry.entry("retries")?.valueLocation)
-            }
+            let retries = try reader.count("retries", in: entry, name: "restart.retries") ?? 10
             let policy: RestartPolicy
             switch policyName {
             case "always": policy = .always
-            case "on-failure": policy = .onFailure(retries: retries)
-            case "never": policy = .never
+            case "on-failure", "on_failure": policy = .onFailure(retries: retries)
+            case "never", "no": policy = .never
             default:
                 var message = "unknown restart policy \"\(policyName)\": use always, on-failure or never"
                 if let guess = Suggestions.closest(to: policyName, among: ["always", "on-failure", "never"]).first {
@@ -60,23 +109,25 @@ extension AppConfig {
             }
         }
 
-        // [env]
-        var env: [EnvVariable] = []
-        if let table = try reader.table("env", in: root, name: "env") {
-            for entry in table.entries {
-                guard let text = scalarText(entry.value) else {
-                    throw reader.invalid("[env] \(entry.key) must be a string, number or boolean, not \(entry.value.kindDescription)",
-                                         at: entry.valueLocation)
-                }
-                if entry.key.hasPrefix("FLY_") {
-                    throw reader.invalid("[env] cannot set \(entry.key): names starting with FLY_ are reserved by Fly",
-                                         at: entry.keyLocation)
-                }
-                env.append(EnvVariable(entry.key, text))
+        // [[vm]] (also `compute`): memory per group (FLY_VM_MEMORY_MB). An entry without
+        // processes is for every group; one that names a group wins over it.
+        var vms: [(memory: Int, groups: [String])] = []
+        for key in ["compute", "computes", "vm"] {
+            for entry in try reader.tables(key, in: root, name: key) {
+                reader.warnUnknownKeys(in: entry, section: "vm")
+                guard let memory = try reader.vmMemory(entry) else { continue }
+                vms.append((memory, try reader.stringList("processes", in: entry, name: "\(key).processes") ?? []))
+            }
+        }
+        for vm in vms.filter({ $0.groups.isEmpty }) + vms.filter({ !$0.groups.isEmpty }) {
+            for i in groups.indices where vm.groups.isEmpty || vm.groups.contains(groups[i].name) {
+                groups[i].memoryMB = vm.memory
             }
         }
 
-        // kill_signal, kill_timeout
+        let env = try reader.environment(in: root)
+
+        // kill_signal, kill_timeout (also in [experimental], the older home of kill_timeout).
         var killSignal = KillSignal.defaultSignal
         if let text = try reader.string("kill_signal", in: root, name: "kill_signal") {
             guard let signal = KillSignal(parsing: text) else {
@@ -87,10 +138,13 @@ extension AppConfig {
             killSignal = signal
         }
         var killTimeout = AppConfig.defaultKillTimeout
-        if let timeout = try reader.duration("kill_timeout", in: root, name: "kill_timeout", integerUnit: .seconds(1)) {
+        var timeoutTable: TOMLTable? = root.entry("kill_timeout") != nil ? root : nil
+        if timeoutTable == nil, let experimental, experimental.entry("kill_timeout") != nil { timeoutTable = experimental }
+        if let table = timeoutTable,
+           let timeout = try reader.duration("kill_timeout", in: table, name: "kill_timeout", integerUnit: .seconds(1)) {
             if timeout > AppConfig.maximumKillTimeout {
                 throw reader.invalid("kill_timeout is \(DurationText.format(timeout)); Fly allows at most 300s",
-                                     at: root.entry("kill_timeout")?.valueLocation)
+                                     at: table.entry("kill_timeout")?.valueLocation)
             }
             killTimeout = timeout
         }
@@ -105,10 +159,12 @@ extension AppConfig {
 
         var httpService: HTTPService?
         if let table = try reader.table("http_service", in: root, name: "http_service") {
+            reader.warnUnknownKeys(in: table, section: "http_service")
             let port = try reader.port("internal_port", in: table, name: "http_service.internal_port") ?? 8080
             let (processes, given) = try resolver.groups(for: table, name: "http_service")
             var checks: [HealthCheck] = []
             for check in try reader.tables("checks", in: table, name: "http_service.checks") {
+                reader.warnUnknownKeys(in: check, section: "http_service.checks")
                 checks.append(try reader.healthCheck(check, name: nextServiceCheckName(.http, port: port), kind: .http,
                                                      origin: .httpService, port: port, processes: processes,
                                                      context: "http_service.checks"))
@@ -126,13 +182,14 @@ extension AppConfig {
 
         var services: [Service] = []
         for table in try reader.tables("services", in: root, name: "services") {
-            guard let port = try reader.port("internal_port", in: table, name: "services.internal_port") else {
-                throw reader.invalid("[[services]] needs an internal_port (the port the app listens on)", at: table.location)
-            }
+            reader.warnUnknownKeys(in: table, section: "services")
+            // flyctl's default when a service names no internal_port.
+            let port = try reader.port("internal_port", in: table, name: "services.internal_port") ?? 8080
             let (processes, given) = try resolver.groups(for: table, name: "services")
-            let proto = try reader.string("protocol", in: table, name: "services.protocol") ?? "tcp"
+            let proto = (try reader.string("protocol", in: table, name: "services.protocol") ?? "tcp").lowercased()
             var ports: [Service.Port] = []
             for p in try reader.tables("ports", in: table, name: "services.ports") {
+                reader.warnUnknownKeys(in: p, section: "services.ports")
                 ports.append(Service.Port(
                     port: try reader.port("port", in: p, name: "services.ports.port"),
                     startPort: try reader.port("start_port", in: p, name: "services.ports.start_port"),
@@ -142,15 +199,20 @@ extension AppConfig {
             }
             var tcpChecks: [HealthCheck] = []
             for check in try reader.tables("tcp_checks", in: table, name: "services.tcp_checks") {
+                reader.warnUnknownKeys(in: check, section: "services.tcp_checks")
                 tcpChecks.append(try reader.healthCheck(check, name: nextServiceCheckName(.tcp, port: port), kind: .tcp,
                                                         origin: .service, port: port, processes: processes,
                                                         context: "services.tcp_checks"))
             }
             var httpChecks: [HealthCheck] = []
             for check in try reader.tables("http_checks", in: table, name: "services.http_checks") {
+                reader.warnUnknownKeys(in: check, section: "services.http_checks")
                 httpChecks.append(try reader.healthCheck(check, name: nextServiceCheckName(.http, port: port), kind: .http,
                                                          origin: .service, port: port, processes: processes,
                                                          context: "services.http_checks"))
+            }
+            if !(try reader.tables("script_checks", in: table, name: "services.script_checks")).isEmpty {
+                reader.warn("script_checks were removed from Fly and are not run", at: table.entry("script_checks")?.keyLocation)
             }
             services.append(Service(
                 internalPort: port, protocol: proto, ports: ports, processes: processes, processesGiven: given,
@@ -162,32 +224,32 @@ extension AppConfig {
         }
 
         var checks: [HealthCheck] = []
-        if let table = try reader.table("checks", in: root, name: "checks") {
-            for entry in table.entries {
-                guard case .table(let check) = entry.value else {
-                    throw reader.invalid("checks.\(entry.key) must be a table ([checks.\(entry.key)])", at: entry.valueLocation)
-                }
-                let context = "checks.\(entry.key)"
-                guard let typeName = try reader.string("type", in: check, name: "\(context).type") else {
-                    throw reader.invalid("\(context) needs type = \"http\" or \"tcp\"", at: check.location ?? entry.keyLocation)
-                }
-                guard let kind = HealthCheck.Kind(rawValue: typeName) else {
-                    throw reader.invalid("\(context).type must be \"http\" or \"tcp\", not \"\(typeName)\"",
-                                         at: check.entry("type")?.valueLocation)
-                }
-                guard let port = try reader.port("port", in: check, name: "\(context).port") else {
-                    throw reader.invalid("\(context) needs a port to probe", at: check.location ?? entry.keyLocation)
-                }
-                let (processes, _) = try resolver.groups(for: check, name: context)
-                checks.append(try reader.healthCheck(check, name: entry.key, kind: kind, origin: .topLevel, port: port,
-                                                     processes: processes, context: context))
+        for (name, check, keyLocation) in try reader.namedTables("checks", in: root) {
+            reader.warnUnknownKeys(in: check, section: "checks")
+            let context = "checks.\(name)"
+            let typeName = try reader.string("type", in: check, name: "\(context).type")
+            guard let kind = typeName.flatMap(HealthCheck.Kind.init(rawValue:)) else {
+                let why = typeName.map { "type \"\($0)\" is not \"http\" or \"tcp\"" } ?? "has no type (\"http\" or \"tcp\")"
+                reader.warn("\(context) \(why); it is not run", at: check.entry("type")?.valueLocation ?? keyLocation)
+                continue
             }
+            // A check without a port probes the http service's internal_port, as on Fly.
+            guard let port = try reader.port("port", in: check, name: "\(context).port") ?? httpService?.internalPort else {
+                reader.warn("\(context) has no port and there is no [http_service] to take it from; it is not run",
+                            at: keyLocation)
+                continue
+            }
+            let (processes, _) = try resolver.groups(for: check, name: context)
+            if processes.isEmpty { continue }
+            checks.append(try reader.healthCheck(check, name: name, kind: kind, origin: .topLevel, port: port,
+                                                 processes: processes, context: context))
         }
 
         // [deploy]
         var releaseCommand = procfile?.releaseCommand
         var releaseTimeout = AppConfig.defaultReleaseCommandTimeout
         if let deploy = try reader.table("deploy", in: root, name: "deploy") {
+            reader.warnUnknownKeys(in: deploy, section: "deploy")
             if let command = try reader.string("release_command", in: deploy, name: "deploy.release_command"), !command.isEmpty {
                 releaseCommand = command
             }
@@ -196,14 +258,88 @@ extension AppConfig {
                 releaseTimeout = timeout
             }
         }
+        for section in ["build", "metrics"] {
+            if case .table(let t)? = root[section] { reader.warnUnknownKeys(in: t, section: section) }
+        }
+        for section in ["mounts", "mount", "statics", "files"] {
+            for t in (try? reader.tables(section, in: root, name: section)) ?? [] {
+                reader.warnUnknownKeys(in: t, section: section == "mount" ? "mounts" : section)
+            }
+        }
+        if env.contains(where: { $0.name.hasPrefix("FLY_") }) {
+            for entry in env where entry.name.hasPrefix("FLY_") {
+                reader.warn("[env] sets \(entry.name): names starting with FLY_ belong to Fly, and swiftproc's own "
+                            + "value wins for the ones it sets (as Fly's do)", at: reader.envKeyLocation(entry.name, in: root))
+            }
+        }
 
         self.init(
             appName: try reader.string("app", in: root, name: "app"),
             primaryRegion: try reader.string("primary_region", in: root, name: "primary_region"),
-            source: .flyToml, configPath: path, procfilePath: procfile == nil ? nil : procfilePath,
+            source: .flyToml, configPath: path, procfilePath: usedProcfile ? procfilePath : nil,
             directory: directory, groups: groups, defaultGroup: defaultGroup, env: env,
             killSignal: killSignal, killTimeout: killTimeout, httpService: httpService, services: services,
             checks: checks, releaseCommand: releaseCommand, releaseCommandTimeout: releaseTimeout)
+        self.consoleCommand = try reader.string("console_command", in: root, name: "console_command")
+        self.dockerfilePath = dockerfilePath
+        // A group with no command, when others can run (when none can, `start` refuses with this advice).
+        for group in groups where group.command == nil && groups.contains(where: { $0.command != nil }) {
+            reader.warn("process group \"\(group.name)\" has no command: " + Self.noCommandAdvice(group.name, configPath: path,
+                                                                                                   dockerfilePath: dockerfilePath),
+                        at: reader.processKeyLocation(group.name, in: root))
+        }
+        self.warnings = reader.warnings + hardCodedPortWarnings()
+    }
+
+    /// How to give a group a command, for the warning and for `start`'s refusal.
+    static func noCommandAdvice(_ group: String, configPath: String, dockerfilePath: String?) -> String {
+        var text = "on Fly it runs the image's command, which swiftproc looks for in "
+        text += dockerfilePath.map { "\($0) (it has no CMD or ENTRYPOINT)" } ?? "a Dockerfile (there is none)"
+        text += "; give it one in [processes] (\(group) = \"...\") or a Procfile next to \(configPath)"
+        return text
+    }
+
+    /// Fills in the commands of groups that have none from `[experimental] cmd`/`entrypoint`
+    /// and the Dockerfile, as Fly runs the image's ENTRYPOINT + CMD (each replaced by its
+    /// `[experimental]` counterpart when given). Returns the Dockerfile's display path when one
+    /// was read.
+    private static func imageCommands(for groups: inout [ProcessGroup], root: TOMLTable, experimental: TOMLTable?,
+                                      reader: FieldReader, configPath: String,
+                                      readFile: (String) -> String?) throws(ConfigError) -> String? {
+        var experimentalCmd: [String]?
+        var experimentalEntrypoint: [String]?
+        if let experimental {
+            experimentalCmd = try reader.words("cmd", in: experimental, name: "experimental.cmd")
+            experimentalEntrypoint = try reader.words("entrypoint", in: experimental, name: "experimental.entrypoint")
+            // `exec` replaces ENTRYPOINT and CMD both: exactly that argv runs.
+            if let exec = try reader.words("exec", in: experimental, name: "experimental.exec") {
+                (experimentalEntrypoint, experimentalCmd) = (exec, [])
+            }
+        }
+        var relative = "Dockerfile"
+        if case .table(let build)? = root["build"],
+           let named = try reader.string("dockerfile", in: build, name: "build.dockerfile"), !named.isEmpty {
+            relative = named
+        }
+        var dockerfile = Dockerfile()
+        var dockerfileDisplay: String?
+        if experimentalCmd == nil || experimentalEntrypoint == nil, let text = readFile(relative) {
+            dockerfile = Dockerfile.parse(text)
+            dockerfileDisplay = siblingPath(of: configPath, named: relative)
+        }
+        let fromExperimental = experimentalCmd != nil || experimentalEntrypoint != nil
+        let entrypoint = experimentalEntrypoint.map { Dockerfile.Form.exec($0) } ?? dockerfile.entrypoint?.form
+        let cmd = experimentalCmd.map { Dockerfile.Form.exec($0) } ?? dockerfile.cmd?.form
+        guard let argv = Dockerfile.combine(entrypoint: entrypoint, cmd: cmd) else { return dockerfileDisplay }
+        let source: CommandSource = fromExperimental
+            ? .experimental(dockerfile: dockerfile.origin.isEmpty ? nil : dockerfileDisplay)
+            : .dockerfile(path: dockerfileDisplay ?? relative, origin: dockerfile.origin)
+        let command = dockerfile.commandLine(argv)
+        for i in groups.indices where groups[i].command == nil {
+            groups[i].command = command
+            groups[i].source = source
+        }
+        return dockerfileDisplay
     }
 
     /// Builds a configuration from a Procfile alone: its entries in file order, its `release:`
@@ -211,9 +347,11 @@ extension AppConfig {
     public init(procfile: Procfile, path: String, directory: String) {
         let names = procfile.entries.map(\.name)
         self.init(source: .procfile, configPath: path, directory: directory,
-                  groups: procfile.entries.map { ProcessGroup(name: $0.name, command: $0.command) },
+                  groups: procfile.entries.map { ProcessGroup(name: $0.name, command: $0.command,
+                                                              source: .procfile(path: path, line: $0.line)) },
                   defaultGroup: Self.procfileDefaultGroup(names),
                   releaseCommand: procfile.releaseCommand)
+        warnings = hardCodedPortWarnings()
     }
 
     /// flyctl's rule: `app` if there is one, else the first name alphabetically.
@@ -228,13 +366,20 @@ extension AppConfig {
     }
 }
 
+/// `deploy/fly.toml` → `deploy/Procfile`; `fly.toml` → `Procfile`.
+func siblingPath(of displayPath: String, named name: String) -> String {
+    if name.hasPrefix("/") { return name }
+    guard let slash = displayPath.lastIndex(of: "/") else { return name }
+    return String(displayPath[...slash]) + name
+}
+
 /// A TOML scalar as environment text: numbers and booleans as flyctl prints them.
 func scalarText(_ value: TOMLValue) -> String? {
     switch value {
     case .string(let s): return s
     case .integer(let i): return String(i)
     case .float(let f):
-        if f.isFinite, f == f.rounded(), abs(f) < 1e15 { return String(Int64(f)) }
+        if f.isFinite, f == f.rounded(), f.magnitude < 1e15 { return String(Int64(f)) }
         return "\(f)"
     case .boolean(let b): return b ? "true" : "false"
     case .dateTime(let d): return d.description
@@ -245,7 +390,7 @@ func scalarText(_ value: TOMLValue) -> String? {
 }
 
 /// Resolves `processes = [...]` lists against the known groups.
-private struct GroupResolver {
+struct GroupResolver {
     let reader: FieldReader
     let known: [String]
     let defaultGroup: String
@@ -253,7 +398,9 @@ private struct GroupResolver {
     var implicitApp = false
 
     /// The groups a section applies to: its `processes`, or the default group when it has none
-    /// (or an empty list), exactly as flyctl decides.
+    /// (or an empty list), exactly as flyctl decides. An unknown group is a warning (with the
+    /// closest name) and left out: flyctl's loader drops it too (its validation refuses it for
+    /// services and `[[restart]]`, which `check --strict` matches).
     func groups(for table: TOMLTable, name: String) throws(ConfigError) -> (names: [String], given: Bool) {
         guard let list = try reader.stringList("processes", in: table, name: "\(name).processes"), !list.isEmpty else {
             return ([defaultGroup], false)
@@ -262,234 +409,12 @@ private struct GroupResolver {
         for listed in list {
             let group = implicitApp && listed == "app" ? defaultGroup : listed
             guard known.contains(group) else {
-                throw .unknownProcess(group, suggestions: Suggestions.closest(to: group, among: known), known: known,
-                                      at: reader.position(table.entry("processes")?.valueLocation))
+                let error = ConfigError.unknownProcess(group, suggestions: Suggestions.closest(to: group, among: known), known: known)
+                reader.warn("\(name): \(error.message); left out", at: table.entry("processes")?.valueLocation)
+                continue
             }
             if !result.contains(group) { result.append(group) }
         }
         return (result, true)
-    }
-}
-
-/// Typed access to TOML fields with errors that name the key and point at the value.
-private struct FieldReader {
-    let path: String
-    let lines: [String]
-
-    func position(_ location: SourceLocation?) -> FilePosition {
-        let l = location ?? SourceLocation(line: 1, column: 1)
-        return FilePosition(path: path, line: l.line, column: l.column,
-                            sourceLine: l.line >= 1 && l.line <= lines.count ? lines[l.line - 1] : nil)
-    }
-
-    func invalid(_ message: String, at location: SourceLocation?) -> ConfigError {
-        .invalid(message, at: position(location))
-    }
-
-    func typeError(_ name: String, expected: String, entry: TOMLTable.Entry) -> ConfigError {
-        invalid("\(name) must be \(expected), not \(entry.value.kindDescription)", at: entry.valueLocation)
-    }
-
-    func string(_ key: String, in table: TOMLTable, name: String) throws(ConfigError) -> String? {
-        guard let entry = table.entry(key) else { return nil }
-        guard case .string(let s) = entry.value else { throw typeError(name, expected: "a string", entry: entry) }
-        return s
-    }
-
-    func integer(_ key: String, in table: TOMLTable, name: String) throws(ConfigError) -> Int? {
-        guard let entry = table.entry(key) else { return nil }
-        guard case .integer(let i) = entry.value, let value = Int(exactly: i) else {
-            throw typeError(name, expected: "an integer", entry: entry)
-        }
-        return value
-    }
-
-    /// A non-negative integer.
-    func count(_ key: String, in table: TOMLTable, name: String) throws(ConfigError) -> Int? {
-        guard let value = try integer(key, in: table, name: name) else { return nil }
-        if value < 0 { throw invalid("\(name) cannot be negative", at: table.entry(key)?.valueLocation) }
-        return value
-    }
-
-    /// An integer in 1...65535.
-    func port(_ key: String, in table: TOMLTable, name: String) throws(ConfigError) -> Int? {
-        guard let value = try integer(key, in: table, name: name) else { return nil }
-        if !(1...65535).contains(value) {
-            throw invalid("\(name) must be a port number between 1 and 65535, not \(value)", at: table.entry(key)?.valueLocation)
-        }
-        return value
-    }
-
-    func bool(_ key: String, in table: TOMLTable, name: String) throws(ConfigError) -> Bool? {
-        guard let entry = table.entry(key) else { return nil }
-        guard case .boolean(let b) = entry.value else { throw typeError(name, expected: "true or false", entry: entry) }
-        return b
-    }
-
-    func stringList(_ key: String, in table: TOMLTable, name: String) throws(ConfigError) -> [String]? {
-        guard let entry = table.entry(key) else { return nil }
-        guard case .array(let items) = entry.value else {
-            throw typeError(name, expected: "a list of strings", entry: entry)
-        }
-        var result: [String] = []
-        for item in items {
-            guard case .string(let s) = item else {
-                throw invalid("\(name) must be a list of strings, but holds \(item.kindDescription)", at: entry.valueLocation)
-            }
-            result.append(s)
-        }
-        return result
-    }
-
-    func table(_ key: String, in table: TOMLTable, name: String) throws(ConfigError) -> TOMLTable? {
-        guard let entry = table.entry(key) else { return nil }
-        guard case .table(let t) = entry.value else { throw typeError(name, expected: "a table ([\(name)])", entry: entry) }
-        return t
-    }
-
-    /// An array of tables (`[[name]]`), also accepting a single table (`[name]`), which older
-    /// files use for sections that are now arrays.
-    func tables(_ key: String, in table: TOMLTable, name: String) throws(ConfigError) -> [TOMLTable] {
-        guard let entry = table.entry(key) else { return [] }
-        switch entry.value {
-        case .table(let t):
-            return [t]
-        case .array(let items):
-            var result: [TOMLTable] = []
-            for item in items {
-                guard case .table(let t) = item else {
-                    throw invalid("\(name) must hold tables ([[\(name)]]), not \(item.kindDescription)", at: entry.valueLocation)
-                }
-                result.append(t)
-            }
-            return result
-        default:
-            throw typeError(name, expected: "a list of tables ([[\(name)]])", entry: entry)
-        }
-    }
-
-    /// A duration: a string in Go's syntax (`"30s"`, `"1m30s"`, `"500ms"`), or a number in
-    /// `integerUnit`s (seconds for `kill_timeout`, milliseconds in checks, as flyctl reads them).
-    func duration(_ key: String, in table: TOMLTable, name: String, integerUnit: Duration) throws(ConfigError) -> Duration? {
-        guard let entry = table.entry(key) else { return nil }
-        let value: Duration
-        switch entry.value {
-        case .integer(let i):
-            guard let n = Int(exactly: i), abs(n) < 1 << 40 else { throw invalid("\(name) is out of range", at: entry.valueLocation) }
-            value = integerUnit * n
-        case .float(let f):
-            guard f.isFinite, abs(f) < 1e12 else { throw invalid("\(name) is out of range", at: entry.valueLocation) }
-            value = integerUnit * f
-        case .string(let s):
-            guard let parsed = DurationText.parse(s) else {
-                throw invalid("\(name) \"\(s)\" is not a duration (write it like \"30s\", \"1m30s\" or \"500ms\")",
-                              at: entry.valueLocation)
-            }
-            value = parsed
-        default:
-            throw typeError(name, expected: "a duration (\"30s\") or a number", entry: entry)
-        }
-        if value < .zero { throw invalid("\(name) cannot be negative", at: entry.valueLocation) }
-        return value
-    }
-
-    /// `auto_stop_machines`: `"off" | "stop" | "suspend"`, or the legacy booleans (true = stop).
-    func autoStop(in table: TOMLTable, name: String) throws(ConfigError) -> AutoStop {
-        guard let entry = table.entry("auto_stop_machines") else { return .off }
-        switch entry.value {
-        case .boolean(let b):
-            return b ? .stop : .off
-        case .string(let s):
-            guard let value = AutoStop(rawValue: s) else {
-                throw invalid("\(name) must be \"off\", \"stop\" or \"suspend\", not \"\(s)\"", at: entry.valueLocation)
-            }
-            return value
-        default:
-            throw typeError(name, expected: "\"off\", \"stop\", \"suspend\" or a boolean", entry: entry)
-        }
-    }
-
-    func concurrency(in table: TOMLTable, name: String) throws(ConfigError) -> Concurrency? {
-        guard let t = try self.table("concurrency", in: table, name: name) else { return nil }
-        let type = try string("type", in: t, name: "\(name).type") ?? "connections"
-        guard type == "connections" || type == "requests" else {
-            throw invalid("\(name).type must be \"connections\" or \"requests\", not \"\(type)\"", at: t.entry("type")?.valueLocation)
-        }
-        return Concurrency(type: type,
-                           softLimit: try count("soft_limit", in: t, name: "\(name).soft_limit") ?? 20,
-                           hardLimit: try count("hard_limit", in: t, name: "\(name).hard_limit") ?? 25)
-    }
-
-    /// The fields every check shares. Integer durations are milliseconds, as on Fly. HTTP
-    /// checks get Fly's defaults for what the file leaves out: `GET`, `/`, `http`.
-    func healthCheck(_ table: TOMLTable, name checkName: String, kind: HealthCheck.Kind, origin: HealthCheck.Origin,
-                     port: Int, processes: [String], context: String) throws(ConfigError) -> HealthCheck {
-        var headers: [EnvVariable] = []
-        if let t = try self.table("headers", in: table, name: "\(context).headers") {
-            for entry in t.entries {
-                guard let text = scalarText(entry.value) else {
-                    throw typeError("\(context).headers.\(entry.key)", expected: "a string", entry: entry)
-                }
-                headers.append(EnvVariable(entry.key, text))
-            }
-        }
-        let isHTTP = kind == .http
-        let method = try string("method", in: table, name: "\(context).method")?.uppercased()
-        return HealthCheck(
-            name: checkName, kind: kind, origin: origin, port: port,
-            path: try string("path", in: table, name: "\(context).path") ?? (isHTTP ? "/" : nil),
-            method: method ?? (isHTTP ? "GET" : nil),
-            protocol: try string("protocol", in: table, name: "\(context).protocol") ?? (isHTTP ? "http" : nil),
-            interval: try duration("interval", in: table, name: "\(context).interval", integerUnit: .milliseconds(1)),
-            timeout: try duration("timeout", in: table, name: "\(context).timeout", integerUnit: .milliseconds(1)),
-            gracePeriod: try duration("grace_period", in: table, name: "\(context).grace_period", integerUnit: .milliseconds(1)),
-            headers: headers, processes: processes)
-    }
-
-    /// `[processes]`, or the legacy `[[processes]]` with `name`/`command`, or `processes = []`.
-    func processGroups(in root: TOMLTable) throws(ConfigError) -> [ProcessGroup] {
-        guard let entry = root.entry("processes") else { return [] }
-        var groups: [ProcessGroup] = []
-        func add(_ name: String, _ command: String, at location: SourceLocation?) throws(ConfigError) {
-            try validateGroupName(name, at: location)
-            if groups.contains(where: { $0.name == name }) {
-                throw invalid("process group \"\(name)\" is defined twice", at: location)
-            }
-            groups.append(ProcessGroup(name: name, command: command.isEmpty ? nil : command))
-        }
-        switch entry.value {
-        case .table(let table):
-            for e in table.entries {
-                guard case .string(let command) = e.value else {
-                    throw typeError("processes.\(e.key)", expected: "a command string", entry: e)
-                }
-                try add(e.key, command, at: e.keyLocation)
-            }
-        case .array(let items):
-            for item in items {
-                guard case .table(let t) = item else {
-                    throw invalid("processes must be a table ([processes]) or a list of tables ([[processes]]) with name and command",
-                                  at: entry.valueLocation)
-                }
-                guard let name = try string("name", in: t, name: "processes.name") else {
-                    throw invalid("[[processes]] needs a name", at: t.location ?? entry.valueLocation)
-                }
-                let command = try string("command", in: t, name: "processes.command") ?? ""
-                try add(name, command, at: t.entry("name")?.valueLocation ?? t.location)
-            }
-        default:
-            throw typeError("processes", expected: "a table ([processes])", entry: entry)
-        }
-        return groups
-    }
-
-    /// Fly's rule for group names: lowercase letters, digits, `-` and `_`.
-    func validateGroupName(_ name: String, at location: SourceLocation?) throws(ConfigError) {
-        let ok = !name.isEmpty && name.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
-        }
-        if !ok {
-            throw invalid("invalid process group name \"\(name)\": use lowercase letters, digits, \"-\" and \"_\"", at: location)
-        }
     }
 }

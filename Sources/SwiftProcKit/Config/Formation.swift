@@ -60,12 +60,15 @@ public struct Formation: Sendable, Equatable, Codable {
         var specific: [(String, Int)] = []
         for token in tokens {
             let (name, countText) = try splitToken(token, known: known)
-            guard let count = Int(countText), countText.allSatisfy(\.isASCIIDigit) else {
+            guard !countText.isEmpty, countText.allSatisfy(\.isASCIIDigit), let count = Int(countText),
+                  count <= SupervisorPlan.maximumPerGroup else {
                 let reason: String
                 if countText.hasPrefix("-"), Int(countText) != nil {
                     reason = "a count cannot be negative"
                 } else if countText.hasPrefix("+"), Int(countText.dropFirst()) != nil {
                     reason = "a relative count (+n/-n) only works when scaling a running formation"
+                } else if !countText.isEmpty, countText.allSatisfy(\.isASCIIDigit) {
+                    reason = "at most \(SupervisorPlan.maximumPerGroup) instances per group (each group has 100 ports)"
                 } else {
                     reason = "the count must be a whole number ≥ 0"
                 }
@@ -111,8 +114,10 @@ public struct FormationChange: Sendable, Equatable, Codable {
         self.items = items
     }
 
-    /// Parses `worker=3`, `worker=+1 app=-1`, `all=+1`, or a bare count for `defaultGroup`
-    /// (when given), in words separated by spaces or commas. Items apply in the order written.
+    /// Parses `worker=3`, `worker=+1 app=-1`, `all=+1`, or a bare count (`3`, `+1`, `-1`) for
+    /// `defaultGroup` (when given), in words separated by spaces or commas. Items apply in the
+    /// order written. Amounts above ``SupervisorPlan/maximumPerGroup`` are refused here, so no
+    /// arithmetic on them can overflow.
     ///
     /// - Throws: ``ConfigError/unknownProcess(_:suggestions:known:at:)`` for a name that is not a
     ///   group; ``ConfigError/invalidFormation(word:reason:known:)`` for a malformed word, a
@@ -125,7 +130,8 @@ public struct FormationChange: Sendable, Equatable, Codable {
         var items: [Item] = []
         for token in tokens {
             let name: String, countText: String
-            if token.allSatisfy(\.isASCIIDigit), let defaultGroup {
+            if let defaultGroup, let first = token.first, first == "+" || first == "-" || first.isASCIIDigit,
+               token.dropFirst().allSatisfy(\.isASCIIDigit) {
                 (name, countText) = (defaultGroup, token)
             } else {
                 (name, countText) = try splitToken(token, known: known)
@@ -133,8 +139,11 @@ public struct FormationChange: Sendable, Equatable, Codable {
             let adjustment: Adjustment
             let sign = countText.first
             let digits = (sign == "+" || sign == "-") ? String(countText.dropFirst()) : countText
-            guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let amount = Int(digits) else {
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit) else {
                 throw .invalidFormation(word: token, reason: "the count must be a whole number, or +n / -n to change it", known: known)
+            }
+            guard let amount = Int(digits), amount <= SupervisorPlan.maximumPerGroup else {
+                throw .invalidFormation(word: token, reason: "at most \(SupervisorPlan.maximumPerGroup) instances per group", known: known)
             }
             switch sign {
             case "+": adjustment = .add(amount)
@@ -152,13 +161,16 @@ public struct FormationChange: Sendable, Equatable, Codable {
     }
 
     /// The formation after this change; counts never go below 0, and a group the formation did
-    /// not list starts from 0.
+    /// not list starts from 0. Sums are clamped, so repeated `+N` never overflows; whether the
+    /// result may run is ``SupervisorPlan/validate(_:proxyPorts:)``'s call.
     public func applied(to formation: Formation) -> Formation {
         var result = formation
         for item in items {
             switch item.adjustment {
             case .set(let n): result[item.group] = max(0, n)
-            case .add(let d): result[item.group] = max(0, result[item.group] + d)
+            case .add(let d):
+                let (sum, overflow) = result[item.group].addingReportingOverflow(d)
+                result[item.group] = overflow ? (d > 0 ? Int.max : 0) : max(0, sum)
             }
         }
         return result

@@ -9,6 +9,8 @@ public struct Plan: Codable, Sendable, Equatable {
     public struct Group: Codable, Sendable, Equatable {
         public var name: String
         public var command: String?
+        /// Where the command came from: `fly.toml:7 [processes]`, `Procfile:2`, `Dockerfile:40,42 …`.
+        public var commandSource: String
         public var count: Int
         public var ports: [Int]
         /// `always`, `on-failure` or `never`.
@@ -50,6 +52,16 @@ public struct Plan: Codable, Sendable, Equatable {
         public var processes: [String]
     }
 
+    /// One instance as `start` runs it.
+    public struct Instance: Codable, Sendable, Equatable {
+        public var name: String
+        public var machineID: String
+        public var port: Int
+        /// What swiftproc sets for this instance on top of the app's environment (`PORT`, `PS`,
+        /// `PIDFILE`, `FLY_*`, `PRIMARY_REGION`); only with `showEnv`.
+        public var env: [String: String]?
+    }
+
     public struct EnvEntry: Codable, Sendable, Equatable {
         public var name: String
         /// `env` (fly.toml's `[env]`) or `dotenv`.
@@ -67,6 +79,10 @@ public struct Plan: Codable, Sendable, Equatable {
     public var directory: String
     public var defaultGroup: String
     public var groups: [Group]
+    /// Every instance the formation starts, in start order.
+    public var instances: [Instance]
+    /// `FLY_REGION`.
+    public var region: String
     public var killSignal: Signal
     public var killTimeoutSeconds: Double
     public var routes: [Route]
@@ -78,27 +94,42 @@ public struct Plan: Codable, Sendable, Equatable {
     public var env: [EnvEntry]
     /// Things that behave differently locally, or that the user may not expect.
     public var notes: [String]
+    /// The config's warnings, as `file:line:col: warning: message`.
+    public var warnings: [String]
 
-    /// - Parameters:
-    ///   - formation: counts per group; one of each when `nil`.
-    ///   - ports: the port scheme; foreman's (base 5000) over the config's groups when `nil`.
-    ///   - showEnv: include env values.
-    public init(_ config: AppConfig, formation: Formation? = nil, ports: PortPlan? = nil, showEnv: Bool = false) {
-        let formation = formation ?? .oneOfEach(config.groupNames)
-        let ports = ports ?? PortPlan(groups: config.groupNames)
+    /// The report of `plan`, the one plan built from `config` and the command line.
+    /// - Parameter showEnv: include env values (and each instance's variables).
+    public init(_ config: AppConfig, plan: SupervisorPlan, showEnv: Bool = false) {
         app = config.appName
         primaryRegion = config.primaryRegion
+        region = plan.region
         source = config.source.rawValue
         configPath = config.configPath
         procfilePath = config.procfilePath
         directory = config.directory
         defaultGroup = config.defaultGroup
         groups = config.groups.map { g in
-            let count = formation[g.name]
+            let planned = plan.groups.first { $0.name == g.name }
+            let count = planned?.count ?? 0
             var retries: Int?
             if case .onFailure(let n) = g.restart { retries = n }
-            return Group(name: g.name, command: g.command, count: count, ports: ports.ports(group: g.name, count: count),
-                         restart: g.restart.name, retries: retries, isDefault: g.name == config.defaultGroup)
+            let ports = planned.map { p in count > 0 ? Array(p.basePort..<(p.basePort + count)) : [] } ?? []
+            return Group(name: g.name, command: g.command, commandSource: g.source.description, count: count, ports: ports,
+                         restart: planned?.restart.mode.rawValue ?? g.restart.name,
+                         retries: planned.map { $0.restart.mode == .onFailure ? $0.restart.retries : nil } ?? retries,
+                         isDefault: g.name == config.defaultGroup)
+        }
+        instances = plan.groups.flatMap { g in
+            (0..<max(0, g.count)).map { i -> Instance in
+                let port = g.basePort + i
+                var env: [String: String]?
+                if showEnv {
+                    let all = plan.environment(group: g.name, index: i + 1, port: port)
+                    env = all.filter { plan.environment[$0.key] != $0.value || $0.key == "PRIMARY_REGION" }
+                }
+                return Instance(name: "\(g.name).\(i + 1)", machineID: machineID(app: plan.appName, group: g.name, index: i + 1),
+                                port: port, env: env)
+            }
         }
         killSignal = Signal(name: config.killSignal.name, number: config.killSignal.number)
         killTimeoutSeconds = DurationText.seconds(config.killTimeout)
@@ -138,13 +169,20 @@ public struct Plan: Codable, Sendable, Equatable {
         }
         self.env = env
 
+        warnings = config.warnings.map(\.description)
         var notes: [String] = []
         if config.source == .flyToml, let procfile = config.procfilePath {
             notes.append("processes come from \(procfile); everything else from \(config.configPath)")
         }
         for g in config.groups where g.command == nil {
-            notes.append("group \"\(g.name)\" has no command (on Fly it runs the image's default command); "
-                         + "add [processes] to \(config.configPath) or a Procfile to run it")
+            notes.append("group \"\(g.name)\" has no command and will not start")
+        }
+        for s in config.services where s.protocol == "udp" {
+            notes.append("[[services]] on :\(s.internalPort) is UDP: swiftproc's proxy is TCP only, so it is not proxied "
+                         + "(each instance still listens on its own $PORT)")
+        }
+        for service in plan.services where service.name.contains(" + ") {
+            notes.append("\(service.name) share internal_port \(service.listenPort.map(String.init) ?? "-") and so one local listener")
         }
         for (section, autoStop) in [("http_service", config.httpService?.autoStopMachines)] + config.services.map({ ("services", $0.autoStopMachines) })
             where autoStop == .suspend {
@@ -158,16 +196,16 @@ public struct Plan: Codable, Sendable, Equatable {
                 notes.append("[[services]] #\(i + 1) names no processes, so it routes to the default group \"\(config.defaultGroup)\" only, as on Fly")
             }
         }
-        for g in groups where g.count == 0 {
+        for g in groups where g.count == 0 && g.command != nil {
             notes.append("group \"\(g.name)\" is scaled to 0 and will not start")
         }
         self.notes = notes
     }
 
-    /// The plan as pretty-printed JSON, for `check --json`.
+    /// The plan as pretty-printed JSON, for `check --json`; keys sorted, so the output is stable.
     public func jsonText() -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes, .sortedKeys]
         guard let data = try? encoder.encode(self) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }
@@ -176,11 +214,11 @@ public struct Plan: Codable, Sendable, Equatable {
 /// The plan for `swiftproc check` as text: each group in file order with its count, ports,
 /// restart policy and command, then how processes stop, what the services route to, checks,
 /// the release command, env keys (values only with `showEnv`), and notes.
-public func renderPlan(_ config: AppConfig, formation: Formation? = nil, ports: PortPlan? = nil, showEnv: Bool = false) -> String {
-    let plan = Plan(config, formation: formation, ports: ports, showEnv: showEnv)
+public func renderPlan(_ plan: Plan, showEnv: Bool = false) -> String {
     var out: [String] = []
     var header = plan.app.map { "app \"\($0)\" from \(plan.configPath)" } ?? "app from \(plan.configPath)"
     if let region = plan.primaryRegion { header += " (primary region \(region))" }
+    if plan.region != (plan.primaryRegion ?? SupervisorPlan.localRegion) { header += " (acting as region \(plan.region))" }
     out.append(header)
     out.append("  directory  \(plan.directory)")
     out.append("")
@@ -197,6 +235,7 @@ public func renderPlan(_ config: AppConfig, formation: Formation? = nil, ports: 
         let restart = g.retries.map { "on-failure (\($0) \($0 == 1 ? "retry" : "retries"))" } ?? g.restart
         out.append("  \(name)  × \(g.count)  \(portText)  restart \(restart)")
         out.append("  \(String(repeating: " ", count: width))  \(g.command ?? "(no command)")")
+        if g.command != nil { out.append("  \(String(repeating: " ", count: width))  from \(g.commandSource)") }
     }
     out.append("")
     out.append("stop       \(plan.killSignal.name), then SIGKILL after \(seconds(plan.killTimeoutSeconds))")
@@ -237,6 +276,12 @@ public func renderPlan(_ config: AppConfig, formation: Formation? = nil, ports: 
             if !fromConfig.isEmpty { parts.append("[env] " + fromConfig.joined(separator: ", ")) }
             if !fromDotenv.isEmpty { parts.append(".env " + fromDotenv.joined(separator: ", ")) }
             out.append("env        " + parts.joined(separator: "; ") + " (values hidden)")
+        }
+    }
+    if showEnv {
+        for instance in plan.instances {
+            out.append("\(instance.name) (machine \(instance.machineID)) also gets")
+            for (key, value) in (instance.env ?? [:]).sorted(by: { $0.key < $1.key }) { out.append("  \(key)=\(value)") }
         }
     }
     if !plan.notes.isEmpty {

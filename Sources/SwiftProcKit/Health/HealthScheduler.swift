@@ -274,7 +274,7 @@ final class HealthScheduler: @unchecked Sendable {
                     guard let code = Self.statusCode(line) else {
                         return finish(entry, passed: false, detail: "not an HTTP response", now: now)
                     }
-                    return finish(entry, passed: (200..<400).contains(code), detail: "HTTP \(code)", now: now)
+                    return finish(entry, passed: (200..<300).contains(code), detail: "HTTP \(code)", now: now)
                 }
                 if probe.response.count > 8192 {
                     return finish(entry, passed: false, detail: "not an HTTP response", now: now)

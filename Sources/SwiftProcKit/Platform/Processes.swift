@@ -67,6 +67,23 @@ public enum Platform {
         return .signaled(status)
     }
 
+    /// The open-file limit ``raiseOpenFileLimit()`` reaches, without raising it: what a plan
+    /// can count on.
+    public static func openFileLimit() -> Int {
+        var limit = rlimit()
+        #if os(Linux)
+        let resource = Int32(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return 256 }
+        #if canImport(Darwin)
+        return Int(clamping: min(limit.rlim_max, rlim_t(OPEN_MAX)))
+        #else
+        return Int(clamping: limit.rlim_max)
+        #endif
+    }
+
     /// Raises the soft open-file limit to the hard limit: each child costs about three fds.
     @discardableResult
     public static func raiseOpenFileLimit() -> Int {

@@ -28,12 +28,7 @@ public final class ReleasePhase: @unchecked Sendable {
     /// Runs `command` with `spawner` and waits for it. Output goes to `log` as `release` lines.
     func run(_ command: String, plan: SupervisorPlan, spawner: Spawner, usePTY: Bool, timeout: Double,
              log: any SupervisorLog) async -> Outcome {
-        var env = plan.environment
-        env["RELEASE_COMMAND"] = "1"
-        env["FLY_PROCESS_GROUP"] = "fly_app_release_command"
-        env["FLY_APP_NAME"] = plan.appName
-        env["FLY_MACHINE_ID"] = machineID(app: plan.appName, group: "fly_app_release_command", index: 1)
-        env["FLY_REGION"] = "local"
+        let env = plan.releaseEnvironment()
         let child: SpawnedChild
         do {
             child = try spawner.spawn(SpawnRequest(command: command, environment: env, directory: plan.directory,

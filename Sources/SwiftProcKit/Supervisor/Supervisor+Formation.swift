@@ -33,6 +33,7 @@ extension Supervisor {
         var after = desired
         for (group, count) in targets {
             guard groupPlan(group) != nil else {
+                if let why = plan.unrunnable[group] { throw ControlServiceError("process group \"\(group)\" has no command: \(why)") }
                 throw ControlServiceError("unknown process group \"\(group)\"; known groups: \(groupNames.joined(separator: ", "))")
             }
             after[group] = count
@@ -74,30 +75,15 @@ extension Supervisor {
         try check(desired)
     }
 
-    /// A formation must fit the open-file budget, and every instance needs a port of its own that
-    /// exists and is not a proxy's: groups are 100 ports apart, so group 1 at 101 instances would
-    /// take group 2's first port.
+    /// The plan's rules (``SupervisorPlan/validate(_:proxyPorts:)``), against the ports the
+    /// proxies really bound.
     private func check(_ formation: [String: Int]) throws(ControlServiceError) {
-        let total = formation.values.reduce(0, +)
-        if total > plan.maxInstances {
-            throw ControlServiceError("\(total) instances is more than this process can supervise (at most \(plan.maxInstances) with its open-file limit; raise `ulimit -n`)")
-        }
-        var taken: [Int: String] = [:]
-        for route in routes { if let port = route.proxy?.boundPort { taken[port] = "swiftproc's proxy for \(route.service.name)" } }
-        for group in plan.groups {
-            let count = formation[group.name] ?? 0
-            guard count > 0 else { continue }
-            let last = group.basePort + count - 1
-            if last > 65535 {
-                throw ControlServiceError("\(group.name).\(count) would listen on port \(last), beyond 65535; use fewer instances or a lower base port (-p)")
-            }
-            for port in group.basePort...last {
-                let name = "\(group.name).\(port - group.basePort + 1)"
-                if let owner = taken[port] {
-                    throw ControlServiceError("\(name) would listen on port \(port), which \(owner) uses; use fewer instances or another base port (-p)")
-                }
-                taken[port] = name
-            }
+        var bound: [Int: String] = [:]
+        for route in routes { if let port = route.proxy?.boundPort { bound[port] = "swiftproc's proxy for \(route.service.name)" } }
+        do {
+            try plan.validate(formation, proxyPorts: bound)
+        } catch {
+            throw ControlServiceError(error.message)
         }
     }
 
@@ -130,11 +116,22 @@ extension Supervisor {
         }
     }
 
-    /// Instances named by `names` (groups or `group.N`), in table order; empty means all.
+    /// `GROUP.N` for a Fly-style machine id, which is derived from the app, group and index, so
+    /// an id from `status` or an old log line names the same instance on every run.
+    public func instanceName(machineID id: String) -> String? {
+        for group in plan.groups {
+            for index in 1...SupervisorPlan.maximumPerGroup where machineID(app: plan.appName, group: group.name, index: index) == id {
+                return "\(group.name).\(index)"
+            }
+        }
+        return nil
+    }
+
+    /// Instances named by `names` (groups, `group.N` or machine ids), in table order; empty means all.
     func resolve(_ names: [String]) throws(ControlServiceError) -> [Instance] {
         if names.isEmpty { return instances.filter(\.wanted) }
         var picked = Set<Int>()
-        for name in names {
+        for name in names.map({ instanceName(machineID: $0) ?? $0 }) {
             let matches = instances.filter { $0.wanted && ($0.group == name || $0.name == name) }
             if matches.isEmpty {
                 if groupOrder[name] != nil {

@@ -16,9 +16,19 @@ public protocol SupervisorLog: Sendable {
     func system(_ message: String)
     /// Makes room for `name` in the padded name column before its first line.
     func register(name: String)
+    /// The last `count` lines `source` printed (for ``CrashHint``).
+    func recentLines(of source: String, last count: Int) -> [String]
 }
 
-extension LogMultiplexer: SupervisorLog {}
+extension SupervisorLog {
+    public func recentLines(of source: String, last count: Int) -> [String] { [] }
+}
+
+extension LogMultiplexer: SupervisorLog {
+    public func recentLines(of source: String, last count: Int) -> [String] {
+        recent.snapshot(last: count, matching: LogFilter(names: [source])).map { String(decoding: $0.text, as: UTF8.self) }
+    }
+}
 
 /// The one owner of supervisor state: desired formation, instances, restarts, shutdown.
 ///
@@ -56,6 +66,8 @@ public actor Supervisor {
     /// Process groups SIGKILLed during shutdown because they outlived `kill_timeout`.
     private var hardKills = 0
     private var anyFailed = false
+    /// "group/cause" pairs a ``CrashHint`` was already printed for: once per run is enough.
+    private var crashHintsGiven: Set<String> = []
     private var exitCode: Int32 = 0
     private var finishWaiters: [CheckedContinuation<Int32, Never>] = []
     private var stateWriteScheduled = false
@@ -177,26 +189,13 @@ public actor Supervisor {
         return inst
     }
 
-    /// The environment of one instance: the app's, then what foreman and Fly set per machine.
-    private func environment(for inst: Instance) -> [String: String] {
-        var env = plan.environment
-        env["PORT"] = String(inst.port)
-        env["PS"] = inst.name
-        env["FLY_PROCESS_GROUP"] = inst.group
-        env["FLY_APP_NAME"] = plan.appName
-        env["FLY_MACHINE_ID"] = inst.machineID
-        env["FLY_ALLOC_ID"] = inst.machineID
-        env["FLY_REGION"] = "local"
-        return env
-    }
-
     func launch(_ inst: Instance) {
         guard phase == .running, inst.wanted, let group = groupPlan(inst.group) else { return }
         inst.pendingRestart = nil
         spawnCount += 1
         inst.generation = spawnCount
         inst.startedAt = Platform.monotonicSeconds()
-        let request = SpawnRequest(command: group.command, environment: environment(for: inst),
+        let request = SpawnRequest(command: group.command, environment: plan.environment(group: inst.group, index: inst.index, port: inst.port),
                                    directory: plan.directory, usePTY: group.usePTY,
                                    killSignal: plan.killSignal, killTimeout: plan.killTimeout)
         let (id, generation) = (inst.id, inst.generation)
@@ -294,6 +293,13 @@ public actor Supervisor {
 
     /// Applies the restart policy to an instance whose process ended, or never started (then
     /// `what` says why instead of the exit status).
+    /// One hint line per group and known cause, when the instance's last lines show one.
+    private func giveCrashHint(_ inst: Instance) {
+        guard let cause = CrashHint.cause(in: log.recentLines(of: inst.name, last: 20)),
+              crashHintsGiven.insert("\(inst.group)/\(cause.rawValue)").inserted else { return }
+        log.system(cause.advice(for: inst.name))
+    }
+
     private func afterExit(_ inst: Instance, _ exit: Platform.Exit, what override: String? = nil) {
         let what = override ?? "\(inst.name) \(describe(exit))"
         if inst.stoppingForIdle && inst.wanted && !isStopping {
@@ -320,6 +326,7 @@ public actor Supervisor {
             return
         }
         guard let group = groupPlan(inst.group) else { return }
+        if !exit.isSuccess { giveCrashHint(inst) }
         let restart: Bool
         switch group.restart.mode {
         case .always: restart = true

@@ -66,8 +66,12 @@ public struct SupervisorControl: ControlService {
 
     public func logs(names: [String], lines: Int, subscriber: (any LogSubscriber)?) async throws(ControlServiceError) -> [LogRecord] {
         let known = await supervisor.groupNames
+        var names = names
+        for (i, name) in names.enumerated() {
+            if let instance = await supervisor.instanceName(machineID: name) { names[i] = instance }
+        }
         for name in names {
-            // `group` or `group.N` with N ≥ 1; anything else (``, `.`, `app.`, `app.x`) is unknown.
+            // `group` or `group.N` with N ≥ 1 (or a machine id); anything else (``, `.`, `app.`, `app.x`) is unknown.
             let parts = name.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             let groupOK = parts.first.map(known.contains) ?? false
             let indexOK = parts.count == 1 || (Int(parts[1]).map { $0 >= 1 } ?? false)

@@ -39,15 +39,18 @@ public struct SupervisorPlan: Sendable {
         /// Port of instance 1; instance N listens on `basePort + N - 1`.
         public var basePort: Int
         public var usePTY: Bool
+        /// `FLY_VM_MEMORY_MB`: the group's `[[vm]]` memory.
+        public var memoryMB: Int
 
         public init(name: String, command: String, count: Int, restart: Restart = .flyDefault,
-                    basePort: Int, usePTY: Bool = true) {
+                    basePort: Int, usePTY: Bool = true, memoryMB: Int = ProcessGroup.defaultMemoryMB) {
             self.name = name
             self.command = command
             self.count = count
             self.restart = restart
             self.basePort = basePort
             self.usePTY = usePTY
+            self.memoryMB = memoryMB
         }
     }
 
@@ -126,6 +129,10 @@ public struct SupervisorPlan: Sendable {
     public var proxyWait: Double = 30
     /// The most instances at once: each costs about four file descriptors.
     public var maxInstances = 1000
+    /// `FLY_REGION`: `--region`, else `primary_region`, else `local`.
+    public var region = SupervisorPlan.localRegion
+    /// Groups of the config that cannot run (no command anywhere), with how to fix each.
+    public var unrunnable: [String: String] = [:]
 
     /// Restart delays: the first restart is immediate, then `initial` doubling up to `maximum`;
     /// an instance that ran `resetAfter` seconds starts the count again.
@@ -179,4 +186,64 @@ public func machineID(app: String, group: String, index: Int) -> String {
     }
     let hex = String(hash, radix: 16)
     return String((String(repeating: "0", count: max(0, 16 - hex.count)) + hex).suffix(14))
+}
+
+extension SupervisorPlan {
+    /// Where Fly's private network address would be: IPv6, as Fly's 6PN addresses are, so apps
+    /// that bind or cluster on `FLY_PRIVATE_IP` (Elixir's `inet6_tcp`) work locally.
+    public static let localPrivateIP = "::1"
+
+    /// The environment of instance `index` of `group`, listening on `port`: the app's, then what
+    /// foreman and Fly set per machine. Fly's values win over `[env]` and `.env`, as they do on
+    /// Fly; `PIDFILE` only fills a gap, so each Rails server gets its own pid file.
+    public func environment(group: String, index: Int, port: Int) -> [String: String] {
+        var env = environment
+        let name = "\(group).\(index)"
+        let id = machineID(app: appName, group: group, index: index)
+        env["PORT"] = String(port)
+        env["PS"] = name
+        if env["PIDFILE"] == nil { env["PIDFILE"] = "tmp/pids/server.\(name).pid" }
+        addMachineEnvironment(to: &env, group: group, machineID: id,
+                              memoryMB: groups.first { $0.name == group }?.memoryMB ?? ProcessGroup.defaultMemoryMB)
+        return env
+    }
+
+    /// The release command's environment: the app's with `RELEASE_COMMAND=1`, in its own
+    /// `fly_app_release_command` group, as Fly runs it in a temporary machine.
+    public func releaseEnvironment() -> [String: String] {
+        var env = environment
+        env["RELEASE_COMMAND"] = "1"
+        let group = "fly_app_release_command"
+        addMachineEnvironment(to: &env, group: group, machineID: machineID(app: appName, group: group, index: 1),
+                              memoryMB: ProcessGroup.defaultMemoryMB)
+        return env
+    }
+
+    /// The variables every Fly machine gets, with local values (README, "What it reads").
+    private func addMachineEnvironment(to env: inout [String: String], group: String, machineID id: String, memoryMB: Int) {
+        env["FLY_PROCESS_GROUP"] = group
+        env["FLY_APP_NAME"] = appName
+        env["FLY_MACHINE_ID"] = id
+        env["FLY_ALLOC_ID"] = id
+        env["FLY_REGION"] = region
+        env["FLY_PRIVATE_IP"] = SupervisorPlan.localPrivateIP
+        env["FLY_PUBLIC_IP"] = SupervisorPlan.localPrivateIP
+        env["FLY_IMAGE_REF"] = "registry.fly.io/\(appName):deployment-local"
+        env["FLY_MACHINE_VERSION"] = machineVersion(group: group)
+        env["FLY_VM_MEMORY_MB"] = String(memoryMB)
+    }
+
+    /// A version id for a group's machines that changes when what they run changes (command,
+    /// app environment), like Fly's per-deploy machine version.
+    func machineVersion(group: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ text: String) {
+            for byte in text.utf8 { hash ^= UInt64(byte); hash = hash &* 0x0000_0100_0000_01b3 }
+            hash ^= 0xff; hash = hash &* 0x0000_0100_0000_01b3
+        }
+        mix(groups.first { $0.name == group }?.command ?? group)
+        for key in environment.keys.sorted() { mix(key); mix(environment[key] ?? "") }
+        let hex = String(hash, radix: 16)
+        return String((String(repeating: "0", count: max(0, 16 - hex.count)) + hex).prefix(12))
+    }
 }

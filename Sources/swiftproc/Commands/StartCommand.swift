@@ -17,12 +17,19 @@ enum StartCommand: Command {
     Every instance runs `sh -c` in the app's directory, as the leader of its own process group,
     with a pseudo-terminal as stdout/stderr so it line-buffers as in a terminal (--no-tty: pipes).
 
+    A group's command comes from [processes]; when that is empty or missing, from the same-named
+    entry of a Procfile next to fly.toml, [experimental] cmd, or the Dockerfile's ENTRYPOINT/CMD
+    (`swiftproc check` shows which). Warnings about the config are printed once, then it runs;
+    a group with no command anywhere is named and left out.
+
     Environment, lowest precedence first: swiftproc's own, fly.toml's [env], the .env files
     (-e; default .env, the local stand-in for `fly secrets`), then per instance PORT, PS=GROUP.N,
-    FLY_PROCESS_GROUP, FLY_APP_NAME, FLY_MACHINE_ID, FLY_REGION=local.
+    PIDFILE (unless set), and Fly's machine variables: FLY_PROCESS_GROUP, FLY_APP_NAME,
+    FLY_MACHINE_ID, FLY_REGION (primary_region, or --region), PRIMARY_REGION, FLY_PRIVATE_IP,
+    FLY_PUBLIC_IP, FLY_IMAGE_REF, FLY_MACHINE_VERSION, FLY_VM_MEMORY_MB.
 
-    PORT follows foreman: BASE (default 5000, -p) + 100 per group in file order + 1 per instance
-    (web.1 = 5000, web.2 = 5001, worker.1 = 5100).
+    PORT follows foreman: BASE (-p, else PORT in .env or the environment, else 5000) + 100 per
+    group in file order + 1 per instance (web.1 = 5000, web.2 = 5001, worker.1 = 5100).
 
     Restarts follow fly.toml's [[restart]] (Fly's default: on-failure, 10 retries): the first
     restart is immediate, then 1s, 2s, 4s… up to 30s; an instance that ran 10s starts over.
@@ -41,6 +48,7 @@ enum StartCommand: Command {
     """
     static let options: [Option] = [
         CommonOptions.config, CommonOptions.procfile, AppOptions.formation, AppOptions.env, AppOptions.port,
+        AppOptions.region,
         .value("restart", nil, "POLICY", "Override every group's restart policy: always, on-failure or never."),
         .flag("no-restart", nil, "Stop everything when any process exits (foreman's behaviour)."),
         .flag("no-tty", nil, "Give children pipes instead of a pseudo-terminal."),
@@ -58,9 +66,11 @@ enum StartCommand: Command {
 
     static func run(_ arguments: ParsedArguments) async throws -> Int32 {
         let config = try AppOptions.loadConfig(arguments)
-        try config.requireCommands()
-        var plan = try makePlan(config, arguments)
-        plan.maxInstances = max(1, (Platform.raiseOpenFileLimit() - 64) / 4)
+        var plan = try AppOptions.plan(config, arguments)
+        let isDaemonChild = ProcessInfo.processInfo.environment[Daemon.childMarker] != nil
+        if !isDaemonChild { AppOptions.printWarnings(config) }
+        plan.environment.removeValue(forKey: Daemon.childMarker)
+        plan.maxInstances = SupervisorPlan.instanceBudget(openFiles: Platform.raiseOpenFileLimit())
         // Every flag is checked before a daemon detaches, so mistakes are reported here.
         var style = LogStyle.automatic(for: STDOUT_FILENO)
         if arguments.has("no-color") { style.color = false }
@@ -71,7 +81,6 @@ enum StartCommand: Command {
         } ?? RecentLines.defaultCapacity
         let socketPath = ControlSocket.path(appDirectory: plan.directory.path, override: arguments.value("socket"),
                                             environment: ProcessInfo.processInfo.environment)
-        let isDaemonChild = ProcessInfo.processInfo.environment[Daemon.childMarker] != nil
         if arguments.has("daemon") && !isDaemonChild {
             return try Daemon.detach(appDirectory: plan.directory, socketPath: socketPath)
         }
@@ -130,106 +139,5 @@ enum StartCommand: Command {
         }
         await supervisor.start()
         return await supervisor.waitUntilFinished()
-    }
-
-    /// Turns config and flags into what the supervisor runs.
-    static func makePlan(_ config: AppConfig, _ arguments: ParsedArguments) throws -> SupervisorPlan {
-        let formation = try AppOptions.formation(config, arguments, command: name)
-        let ports = try AppOptions.ports(config, arguments, command: name)
-        var override: SupervisorPlan.Restart.Mode?
-        if let text = arguments.value("restart") {
-            guard let mode = SupervisorPlan.Restart.Mode(rawValue: text) else {
-                throw UsageError(message: "--restart takes always, on-failure or never, not \"\(text)\"", command: name)
-            }
-            override = mode
-        }
-        let pipeGroups = Set(arguments.all("pipes").flatMap { $0.split(separator: ",").map(String.init) })
-        for g in pipeGroups where !config.groupNames.contains(g) {
-            throw ConfigError.unknownProcess(g, suggestions: closestMatch(to: g, in: config.groupNames).map { [$0] } ?? [],
-                                             known: config.groupNames, at: nil)
-        }
-        let groups = config.groups.map { g in
-            var restart = SupervisorPlan.Restart(g.restart)
-            if let override { restart = restart.overridden(by: override) }
-            return SupervisorPlan.Group(name: g.name, command: g.command ?? "", count: formation[g.name],
-                                        restart: restart, basePort: ports.port(group: g.name, instance: 1) ?? ports.base,
-                                        usePTY: !arguments.has("no-tty") && !pipeGroups.contains(g.name))
-        }
-        let directory = URL(fileURLWithPath: config.directory)
-        var idleTimeout = 300.0
-        if let text = arguments.value("idle-timeout") {
-            guard let d = DurationText.parse(text) ?? Int(text).map({ Duration.seconds($0) }), DurationText.seconds(d) > 0 else {
-                throw UsageError(message: "--idle-timeout needs a duration like 30s or 5m, not \"\(text)\"", command: name)
-            }
-            idleTimeout = DurationText.seconds(d)
-        }
-        var proxyPort: Int?
-        if let text = arguments.value("proxy-port") {
-            guard let p = Int(text), (0...65535).contains(p) else {
-                throw UsageError(message: "--proxy-port needs a port number, not \"\(text)\"", command: name)
-            }
-            proxyPort = p
-        }
-        var environment = config.environment(inheriting: ProcessInfo.processInfo.environment)
-        environment.removeValue(forKey: Daemon.childMarker)
-        return SupervisorPlan(appName: config.appName ?? directory.lastPathComponent, directory: directory,
-                              groups: groups, environment: environment, killSignal: config.killSignal.number,
-                              killTimeout: DurationText.seconds(config.killTimeout),
-                              stopWhenAnyExits: arguments.has("no-restart"),
-                              stateFile: directory.appendingPathComponent(".swiftproc/children"),
-                              services: services(config, proxy: !arguments.has("no-proxy"), port: proxyPort),
-                              checks: checks(config), idleTimeout: idleTimeout)
-    }
-
-    /// Every check of the config. Service checks gate the proxy; top-level `[checks]` only report.
-    /// A check on a service's `internal_port` probes each instance's own `$PORT`.
-    static func checks(_ config: AppConfig) -> [SupervisorPlan.Check] {
-        let internalPorts = Set([config.httpService?.internalPort].compactMap { $0 } + config.services.map(\.internalPort))
-        return config.allChecks.map { check in
-            SupervisorPlan.Check(spec: HealthCheckSpec(check), groups: check.processes,
-                                 gatesTraffic: check.origin != .topLevel,
-                                 usesInstancePort: internalPorts.contains(check.port))
-        }
-    }
-
-    /// The services Fly's proxy would serve: `[http_service]` and each `[[services]]` entry.
-    /// `--proxy-port` moves the http service's (else the first service's) listening port.
-    static func services(_ config: AppConfig, proxy: Bool, port override: Int?) -> [SupervisorPlan.Service] {
-        var out: [SupervisorPlan.Service] = []
-        if let h = config.httpService {
-            out.append(.init(name: "http_service", groups: h.processes, listenPort: h.internalPort,
-                             concurrency: h.concurrency.map(ProxyConcurrency.init), autoStop: h.autoStopMachines != .off,
-                             autoStart: h.autoStartMachines, minRunning: h.minMachinesRunning, isHTTP: true))
-        }
-        for (i, svc) in config.services.enumerated() {
-            let http = svc.ports.contains { $0.handlers.contains("http") }
-            out.append(.init(name: "services[\(i)]", groups: svc.processes, listenPort: svc.internalPort,
-                             concurrency: svc.concurrency.map(ProxyConcurrency.init), autoStop: svc.autoStopMachines != .off,
-                             autoStart: svc.autoStartMachines, minRunning: svc.minMachinesRunning, isHTTP: http))
-        }
-        if let override, !out.isEmpty { out[0].listenPort = override }
-        if !proxy { for i in out.indices { out[i].listenPort = nil } }
-        return out
-    }
-}
-
-extension SupervisorPlan.Restart {
-    /// `--restart MODE` for a group whose own policy is `self`: `always` retries for ever,
-    /// `on-failure` keeps the group's retries when it had some (else Fly's 10), `never` none.
-    func overridden(by mode: Mode) -> SupervisorPlan.Restart {
-        switch mode {
-        case .always: return .init(mode: .always, retries: Int.max)
-        case .onFailure: return .init(mode: .onFailure, retries: self.mode == .onFailure ? retries : 10)
-        case .never: return .init(mode: .never, retries: 0)
-        }
-    }
-
-    /// fly.toml's policy in the supervisor's terms.
-    init(_ policy: RestartPolicy) {
-        switch policy {
-        case .always: self.init(mode: .always, retries: Int.max)
-        case .onFailure(let retries): self.init(mode: .onFailure, retries: retries)
-        case .never: self.init(mode: .never, retries: 0)
-        }
     }
 }
