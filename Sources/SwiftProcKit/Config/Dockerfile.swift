@@ -109,6 +109,7 @@ public struct Dockerfile: Sendable, Equatable {
             case "FROM":
                 let words = rest.split(whereSeparator: \.isWhitespace).map(String.init).filter { !$0.hasPrefix("--") }
                 guard let image = words.first else { continue }
+                if let previous = current, let name = previous.name { stages[name] = previous }
                 var stage = stages[image.lowercased()] ?? Stage()
                 stage.inheritedCommand = true
                 if words.count >= 3, words[1].uppercased() == "AS" {
@@ -116,7 +117,6 @@ public struct Dockerfile: Sendable, Equatable {
                 } else {
                     stage.name = nil
                 }
-                if let previous = current, let name = previous.name { stages[name] = previous }
                 current = stage
             case "WORKDIR":
                 guard current != nil else { continue }

@@ -122,11 +122,7 @@ public struct Plan: Codable, Sendable, Equatable {
         instances = plan.groups.flatMap { g in
             (0..<max(0, g.count)).map { i -> Instance in
                 let port = g.basePort + i
-                var env: [String: String]?
-                if showEnv {
-                    let all = plan.environment(group: g.name, index: i + 1, port: port)
-                    env = all.filter { plan.environment[$0.key] != $0.value || $0.key == "PRIMARY_REGION" }
-                }
+                let env = showEnv ? plan.instanceVariables(group: g.name, index: i + 1, port: port) : nil
                 return Instance(name: "\(g.name).\(i + 1)", machineID: machineID(app: plan.appName, group: g.name, index: i + 1),
                                 port: port, env: env)
             }

@@ -10,6 +10,9 @@ extension Supervisor {
     /// The known group names, in file order.
     public var groupNames: [String] { plan.groups.map(\.name) }
 
+    /// Groups of the config that cannot run, with how to give each a command.
+    public var unrunnableGroups: [String: String] { plan.unrunnable }
+
     /// Current desired counts, in file order.
     public var formation: [(group: String, count: Int)] {
         plan.groups.map { ($0.name, desired[$0.name] ?? 0) }

@@ -40,7 +40,8 @@ public struct SupervisorControl: ControlService {
 
     private func scale(_ words: [String]) async -> ControlReply {
         let before = await supervisor.formation
-        let known = before.map(\.group)
+        // Groups that cannot run are known too, so scaling one says why instead of "unknown".
+        let known = before.map(\.group) + (await supervisor.unrunnableGroups).keys.sorted()
         var words = words
         if words.first == "count" { words.removeFirst() }
         if words.isEmpty {

@@ -197,13 +197,17 @@ extension SupervisorPlan {
     /// foreman and Fly set per machine. Fly's values win over `[env]` and `.env`, as they do on
     /// Fly; `PIDFILE` only fills a gap, so each Rails server gets its own pid file.
     public func environment(group: String, index: Int, port: Int) -> [String: String] {
-        var env = environment
+        environment.merging(instanceVariables(group: group, index: index, port: port)) { _, instance in instance }
+    }
+
+    /// What swiftproc sets for one instance on top of the app's environment — what
+    /// `check --show-env` lists per instance.
+    public func instanceVariables(group: String, index: Int, port: Int) -> [String: String] {
         let name = "\(group).\(index)"
-        let id = machineID(app: appName, group: group, index: index)
-        env["PORT"] = String(port)
-        env["PS"] = name
-        if env["PIDFILE"] == nil { env["PIDFILE"] = "tmp/pids/server.\(name).pid" }
-        addMachineEnvironment(to: &env, group: group, machineID: id,
+        var env: [String: String] = ["PORT": String(port), "PS": name]
+        if environment["PIDFILE"] == nil { env["PIDFILE"] = "tmp/pids/server.\(name).pid" }
+        if let primary = environment["PRIMARY_REGION"] { env["PRIMARY_REGION"] = primary }
+        addMachineEnvironment(to: &env, group: group, machineID: machineID(app: appName, group: group, index: index),
                               memoryMB: groups.first { $0.name == group }?.memoryMB ?? ProcessGroup.defaultMemoryMB)
         return env
     }
