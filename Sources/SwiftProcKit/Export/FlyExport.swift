@@ -21,12 +21,23 @@ enum FlyExport {
         if let release = model.releaseCommand {
             text += "\n[deploy]\n  release_command = \(tomlString(flyCommand(release)))\n"
         }
-        let hasWeb = model.groups.contains { $0.name == "web" }
+        // Fly's group names are lowercase letters, digits, `-` and `_`; a Procfile's may be more.
+        var groups: [(name: String, command: String)] = []
+        for g in model.groups {
+            let name = flyGroupName(g.name)
+            if groups.contains(where: { $0.name == name }) {
+                warnings.append("\(g.name): becomes \"\(name)\" in fly.toml, which another group already is; left out")
+                continue
+            }
+            if name != g.name { warnings.append("\(g.name): renamed \"\(name)\", as Fly's group names are lowercase letters, digits, - and _") }
+            groups.append((name, g.command))
+        }
+        let hasWeb = groups.contains { $0.name == "web" }
         if hasWeb {
             text += "\n[env]\n  PORT = \"\(webPort)\"\n"
         }
         text += "\n[processes]\n"
-        for g in model.groups {
+        for g in groups {
             text += "  \(tomlKey(g.name)) = \(tomlString(flyCommand(g.command)))\n"
         }
         if hasWeb {
@@ -53,6 +64,15 @@ enum FlyExport {
         let plain = trimmed.unicodeScalars.allSatisfy { $0.isASCIILetter || ("0"..."9").contains($0) || "_./=:,+@%- ".unicodeScalars.contains($0) }
         return plain ? trimmed : "sh -c " + shellQuoted(trimmed)
     }
+}
+
+/// `name` as a Fly process group name: lowercase, other characters as `-`.
+func flyGroupName(_ name: String) -> String {
+    var out = ""
+    for s in name.lowercased().unicodeScalars {
+        if ("a"..."z").contains(s) || ("0"..."9").contains(s) || s == "_" || s == "-" { out.unicodeScalars.append(s) } else { out += "-" }
+    }
+    return out.isEmpty ? "app" : out
 }
 
 /// A TOML basic string.
