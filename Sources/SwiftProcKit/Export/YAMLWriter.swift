@@ -127,12 +127,11 @@ public enum YAMLWriter {
             case "\n": out += "\\n"
             case "\t": out += "\\t"
             case "\r": out += "\\r"
-            case "\u{85}": out += "\\N"
-            case "\u{2028}": out += "\\L"
-            case "\u{2029}": out += "\\P"
-            case "\u{FEFF}": out += "\\uFEFF"
+            case "\u{85}", "\u{2028}", "\u{2029}", "\u{FEFF}":
+                // Line separators and the BOM, as \u escapes every YAML parser knows.
+                out += "\\u" + String(s.value, radix: 16, uppercase: true).leftPadded(to: 4)
             default:
-                if s.value < 0x20 || (0x7F...0x9F).contains(s.value) {
+                if s.value < 0x20 || (0x7F...0x84).contains(s.value) || (0x86...0x9F).contains(s.value) {
                     out += "\\x" + hex2(s.value)
                 } else if (0xFFFE...0xFFFF).contains(s.value) || (0xD800...0xDFFF).contains(s.value) {
                     out += "\\u" + String(s.value, radix: 16, uppercase: true)
@@ -143,6 +142,10 @@ public enum YAMLWriter {
         }
         return out + "\""
     }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }
 
 func hex2(_ value: UInt32) -> String {
