@@ -455,6 +455,10 @@ let yamlToJSON = "import sys, json, yaml; print(json.dumps(list(yaml.safe_load_a
             let b = try await runTool(["/bin/sh", "-c", after], in: app, environment: env)
             #expect(a.out == b.out && !a.out.isEmpty, "\(before) → \(after): \(a.out) vs \(b.out)")
         }
+        // A Procfile is never exported over itself, even with --force.
+        let own = try await runSwiftProc(["export", "procfile", "-f", "Procfile", "--force"], in: app)
+        #expect(own.status == 1 && own.err.contains("which the app was read from"), "\(own.err)")
+        #expect(try String(contentsOf: app.appendingPathComponent("Procfile"), encoding: .utf8) == procfile)
         // From a fly.toml there is nothing to do.
         let again = try await runSwiftProc(["export", "fly", "other"], in: app)
         #expect(again.status == 1 && again.err.contains("already a fly.toml"), "\(again.err)")

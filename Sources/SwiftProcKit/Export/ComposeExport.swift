@@ -15,7 +15,7 @@ enum ComposeExport {
         if let image = model.image {
             imageOrBuild = ("image", literal(image))
         } else {
-            imageOrBuild = ("build", .string(relativePath(from: options.outputDirectory, to: model.directory)))
+            imageOrBuild = ("build", literal(relativePath(from: options.outputDirectory, to: model.directory)))
         }
         let dotenvNames = Set(model.dotenv.map(\.name))
         // `environment` wins over `env_file` in Compose; in swiftproc `.env` wins over `[env]`.
@@ -31,7 +31,7 @@ enum ComposeExport {
             return .object([imageOrBuild,
                             ("command", .list(["/bin/sh", "-c", shellCommand(command)].map(literal))),
                             ("environment", environment.isEmpty ? nil : .map(environment.map { YAMLPair($0.name, literal($0.value)) })),
-                            ("env_file", envFiles.isEmpty ? nil : .strings(envFiles))] + rest)
+                            ("env_file", envFiles.isEmpty ? nil : .list(envFiles.map(literal)))] + rest)
         }
 
         var services: [YAMLPair] = []

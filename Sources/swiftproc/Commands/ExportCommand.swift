@@ -79,6 +79,13 @@ enum ExportCommand: Command {
         if model.groups.isEmpty {
             throw Failure("swiftproc export: no group has a command, so there is nothing to export")
         }
+        // Never replace the file the app was read from (export procfile -f Procfile, into its own directory).
+        let sources = [config.configPath, config.procfilePath].compactMap { $0 }.map {
+            URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL.path
+        }
+        for file in result.files where sources.contains(URL(fileURLWithPath: outputDirectory).appendingPathComponent(file.name).path) {
+            throw Failure("swiftproc export: that would overwrite \(file.name), which the app was read from; give another DIR")
+        }
         for w in result.warnings { printError("swiftproc export: warning: \(w)") }
         let written: [String]
         do {
