@@ -272,7 +272,7 @@ let yamlToJSON = "import sys, json, yaml; print(json.dumps(list(yaml.safe_load_a
         let file = out.appendingPathComponent("hostile-app.yaml").path
         let v = try await runTool([ExportTools.kubernetesValidate!, "--strict", file])
         #expect(v.status == 0, "\(v.out)\(v.err)")
-        // Seven objects: ConfigMap, Secret, Job, three Deployments, two Services; each one "passed".
+        // Eight objects: ConfigMap, Secret, Job, three Deployments, two Services; each one "passed".
         #expect(v.out.components(separatedBy: " passed for resource ").count - 1 == 8, "\(v.out)")
         #expect(!v.out.contains("failed") && !v.err.contains("ERROR"), "\(v.out)\(v.err)")
     }
