@@ -53,8 +53,10 @@ extension SupervisorPlan {
         if requireRunnable { try config.requireCommands() }
         let names = config.groupNames
         var formation = try Formation.forRun(words: options.formation, only: options.onlyGroups, groups: names)
+        let named = Formation.mentionedGroups(options.formation).union(options.onlyGroups)
         for g in config.groups where g.command == nil {
-            if options.formation.isEmpty && options.onlyGroups.isEmpty || formation[g.name] == 0 {
+            // Left out unless the user asked for it by name (then say why it cannot run).
+            if !named.contains(g.name) || formation[g.name] == 0 {
                 formation[g.name] = 0
             } else {
                 throw .invalidOption("-m", "process group \"\(g.name)\" has no command, so it cannot run; "
@@ -224,7 +226,7 @@ extension SupervisorPlan {
 extension PortPlan {
     /// foreman's rule for the base port: `-p`, else `PORT` from the `.env` files, else `PORT`
     /// from the environment, else 5000.
-    init(config: AppConfig, base text: String?, environment: [String: String]) throws(ConfigError) {
+    public init(config: AppConfig, base text: String?, environment: [String: String]) throws(ConfigError) {
         let dotenvPort = config.dotenv.last { $0.name == "PORT" }?.value
         guard let text = text ?? dotenvPort ?? environment["PORT"] else {
             self.init(groups: config.groupNames)
@@ -239,6 +241,12 @@ extension PortPlan {
 }
 
 extension Formation {
+    /// The names `-m` words mention (`all` included).
+    static func mentionedGroups(_ words: [String]) -> Set<String> {
+        Set(words.flatMap { $0.split(whereSeparator: { $0 == "," || $0.isWhitespace }) }
+            .compactMap { $0.split(separator: "=").first.map(String.init) })
+    }
+
     /// The formation `start` runs: `-m` words change only the groups they name (the rest keep
     /// one instance, as `fly scale count worker=3` leaves app alone; `all=N` sets every group),
     /// and naming groups as arguments runs only those.
@@ -247,8 +255,7 @@ extension Formation {
             throw .unknownProcess(g, suggestions: Suggestions.closest(to: g, among: names), known: names)
         }
         var formation = try Formation.parse(words, known: names)
-        let mentioned = Set(words.flatMap { $0.split(whereSeparator: { $0 == "," || $0 == " " }) }
-            .compactMap { $0.split(separator: "=").first.map(String.init) })
+        let mentioned = mentionedGroups(words)
         if !mentioned.contains("all") {
             for g in names where !mentioned.contains(g) { formation[g] = 1 }
         }

@@ -55,8 +55,14 @@ enum ExportCommand: Command {
         let config = try AppOptions.loadConfig(arguments)
         var appArguments = arguments
         appArguments.positionals = []  // FORMAT and DIR are not group names
-        let formation = try AppOptions.formation(config, appArguments, command: name)
-        let ports = try AppOptions.ports(config, appArguments, command: name)
+        // The one plan `start` runs, without the local proxy (there is none where exports run).
+        var options = AppOptions.runOptions(appArguments)
+        options.proxy = false
+        let plan = try SupervisorPlan(config: config, options: options)
+        let formation = Formation(config.groupNames.map { name in
+            Formation.Entry(group: name, count: plan.groups.first { $0.name == name }?.count ?? 0)
+        })
+        let ports = try PortPlan(config: config, base: options.portBase, environment: options.inheritedEnvironment)
         let model = ExportModel(config: config, formation: formation, ports: ports, image: arguments.value("image"))
 
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
@@ -74,7 +80,7 @@ enum ExportCommand: Command {
             result = try Exporter.render(format, model, options: ExportOptions(outputDirectory: outputDirectory,
                                                                                 userUnits: arguments.has("user")))
         } catch {
-            throw Failure("swiftproc export: \(error.description)")
+            throw Failure("swiftproc export: \(error)")
         }
         if model.groups.isEmpty {
             throw Failure("swiftproc export: no group has a command, so there is nothing to export")
