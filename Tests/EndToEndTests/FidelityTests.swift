@@ -38,8 +38,8 @@ import Darwin
         let sp = try SwiftProc(["start", "--no-color", "-m", "app=2"], in: app)
         #expect(await eventually { values("pid", in: sp.stdout.text, lines: "listening on").count == 2 },
                 "\(sp.stdout.text)\(sp.stderr.text)")
-        #expect(sp.stdout.text.contains("pidfile=tmp/pids/server.app.1.pid"))
-        #expect(sp.stdout.text.contains("pidfile=tmp/pids/server.app.2.pid"))
+        #expect(sp.stdout.text.contains("pidfile=\(app.path)/.swiftproc/pids/app.1.pid"), "\(sp.stdout.text)")
+        #expect(sp.stdout.text.contains("pidfile=\(app.path)/.swiftproc/pids/app.2.pid"))
         #expect(!sp.stdout.text.contains("already running"))
         sp.signal(SIGINT)
         #expect(await sp.waitForExit() == 0)

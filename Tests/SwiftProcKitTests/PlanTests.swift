@@ -40,7 +40,7 @@ import Testing
         #expect(env["FLY_IMAGE_REF"] == "registry.fly.io/shop:deployment-local")
         #expect(env["FLY_VM_MEMORY_MB"] == "2048")
         #expect(p.environment(group: "app", index: 1, port: 5000)["FLY_VM_MEMORY_MB"] == "256")
-        #expect(env["PIDFILE"] == "tmp/pids/server.worker.2.pid")
+        #expect(env["PIDFILE"] == "/app/.swiftproc/pids/worker.2.pid")
         #expect(env["FLY_MACHINE_VERSION"]?.count == 12)
         #expect(env["FLY_MACHINE_VERSION"] != p.environment(group: "app", index: 1, port: 5000)["FLY_MACHINE_VERSION"])
 

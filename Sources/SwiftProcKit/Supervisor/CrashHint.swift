@@ -29,7 +29,7 @@ public enum CrashHint: String, Sendable, CaseIterable {
         switch self {
         case .pidFileExists:
             return "hint: \(instance) found a pid file another instance wrote; each instance needs its own. swiftproc sets "
-                + "PIDFILE=tmp/pids/server.\(instance).pid, which `rails server` (Rails 6.1+) and the config/puma.rb Rails "
+                + "PIDFILE=.swiftproc/pids/\(instance).pid, which `rails server` (Rails 6.1+) and the config/puma.rb Rails "
                 + "generates honour; with older Rails, or a pid path in your own config, pass -P \"$PIDFILE\" to "
                 + "`rails server` or use ENV[\"PIDFILE\"] in config/puma.rb"
         case .addressInUse:

@@ -153,6 +153,11 @@ public actor Supervisor {
         phase = .running
         watchChildren()
         cleanUpLeftovers()
+        // Where each instance's PIDFILE goes (see SupervisorPlan.instanceVariables).
+        if plan.environment["PIDFILE"] == nil {
+            try? FileManager.default.createDirectory(at: plan.pidDirectory, withIntermediateDirectories: true,
+                                                     attributes: [.posixPermissions: 0o700])
+        }
         for group in plan.groups {
             for index in stride(from: 1, through: group.count, by: 1) {
                 launch(addInstance(group: group.name, index: index))

@@ -189,13 +189,18 @@ public func machineID(app: String, group: String, index: Int) -> String {
 }
 
 extension SupervisorPlan {
+    /// Where instances' pid files go: swiftproc's own directory, so nothing is added to the
+    /// app's `tmp/` and the directory exists before a server (puma) writes there.
+    public var pidDirectory: URL { directory.appendingPathComponent(".swiftproc/pids") }
+
     /// Where Fly's private network address would be: IPv6, as Fly's 6PN addresses are, so apps
     /// that bind or cluster on `FLY_PRIVATE_IP` (Elixir's `inet6_tcp`) work locally.
     public static let localPrivateIP = "::1"
 
     /// The environment of instance `index` of `group`, listening on `port`: the app's, then what
     /// foreman and Fly set per machine. Fly's values win over `[env]` and `.env`, as they do on
-    /// Fly; `PIDFILE` only fills a gap, so each Rails server gets its own pid file.
+    /// Fly; `PIDFILE` only fills a gap, so each Rails server (and the puma.rb Rails generates)
+    /// gets its own pid file.
     public func environment(group: String, index: Int, port: Int) -> [String: String] {
         environment.merging(instanceVariables(group: group, index: index, port: port)) { _, instance in instance }
     }
@@ -205,7 +210,7 @@ extension SupervisorPlan {
     public func instanceVariables(group: String, index: Int, port: Int) -> [String: String] {
         let name = "\(group).\(index)"
         var env: [String: String] = ["PORT": String(port), "PS": name]
-        if environment["PIDFILE"] == nil { env["PIDFILE"] = "tmp/pids/server.\(name).pid" }
+        if environment["PIDFILE"] == nil { env["PIDFILE"] = pidDirectory.appendingPathComponent("\(name).pid").path }
         if let primary = environment["PRIMARY_REGION"] { env["PRIMARY_REGION"] = primary }
         addMachineEnvironment(to: &env, group: group, machineID: machineID(app: appName, group: group, index: index),
                               memoryMB: groups.first { $0.name == group }?.memoryMB ?? ProcessGroup.defaultMemoryMB)
