@@ -143,6 +143,16 @@ import Testing
         }
     }
 
+    @Test func aBaseImagesEntrypointIsNamedAsUnknown() throws {
+        #expect(Dockerfile.parse("FROM node:20 AS base\nFROM base\nCMD [\"x\"]\n").baseImage == "node:20")
+        #expect(Dockerfile.parse("FROM scratch\nCMD [\"/x\"]\n").baseImage == nil)
+        let c = try config("app = 'deno'\n", ["Dockerfile": "FROM denoland/deno:1.40\nCMD [\"run\", \"main.ts\"]\n"])
+        #expect(c.group(named: "app")?.command == "run main.ts")
+        #expect(c.notes == ["the Dockerfile sets no ENTRYPOINT; if its base image denoland/deno:1.40 has one, Fly runs it "
+                            + "in front of \"run main.ts\" and swiftproc does not"])
+        #expect(try config("app = 'x'\n", ["Dockerfile": "FROM x\nENTRYPOINT [\"/e\"]\n"]).notes.isEmpty)
+    }
+
     @Test func shellWordsSplitAndQuoteBack() {
         #expect(ShellQuoting.split("a 'b c' \"d \\\" e\" f\\ g") == ["a", "b c", "d \" e", "f g"])
         #expect(ShellQuoting.quote("it's") == "'it'\\''s'")

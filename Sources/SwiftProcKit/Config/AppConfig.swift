@@ -58,6 +58,8 @@ public struct AppConfig: Sendable, Equatable {
     public var dockerfilePath: String?
     /// What was read past: unknown keys, values swiftproc cannot use, groups with no command.
     public var warnings: [ConfigWarning] = []
+    /// What the loader found worth saying that is not a problem (`check` prints them as notes).
+    public var notes: [String] = []
 
     public init(appName: String? = nil, primaryRegion: String? = nil, source: SourceKind, configPath: String,
                 procfilePath: String? = nil, directory: String, groups: [ProcessGroup], defaultGroup: String,

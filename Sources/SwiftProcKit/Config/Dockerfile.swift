@@ -40,12 +40,17 @@ public struct Dockerfile: Sendable, Equatable {
     public var workdir: String
     /// Absolute directories of the final stage that hold a copy of the build context.
     public var contextDirectories: [String]
+    /// The image the final stage is built on (through earlier stages), whose own ENTRYPOINT
+    /// and CMD the Dockerfile cannot show; nil for `scratch` or an empty file.
+    public var baseImage: String?
 
-    public init(entrypoint: Instruction? = nil, cmd: Instruction? = nil, workdir: String = "/", contextDirectories: [String] = []) {
+    public init(entrypoint: Instruction? = nil, cmd: Instruction? = nil, workdir: String = "/", contextDirectories: [String] = [],
+                baseImage: String? = nil) {
         self.entrypoint = entrypoint
         self.cmd = cmd
         self.workdir = workdir
         self.contextDirectories = contextDirectories
+        self.baseImage = baseImage
     }
 
     /// The argv the image runs (Docker's rules), or nil when it runs nothing we can know.
@@ -110,7 +115,7 @@ public struct Dockerfile: Sendable, Equatable {
                 let words = rest.split(whereSeparator: \.isWhitespace).map(String.init).filter { !$0.hasPrefix("--") }
                 guard let image = words.first else { continue }
                 if let previous = current, let name = previous.name { stages[name] = previous }
-                var stage = stages[image.lowercased()] ?? Stage()
+                var stage = stages[image.lowercased()] ?? Stage(baseImage: image.lowercased() == "scratch" ? nil : image)
                 stage.inheritedCommand = true
                 if words.count >= 3, words[1].uppercased() == "AS" {
                     stage.name = words[2].lowercased()
@@ -141,11 +146,12 @@ public struct Dockerfile: Sendable, Equatable {
         }
         guard let final = current else { return Dockerfile() }
         return Dockerfile(entrypoint: final.entrypoint, cmd: final.cmd, workdir: final.workdir,
-                          contextDirectories: final.contextDirectories)
+                          contextDirectories: final.contextDirectories, baseImage: final.baseImage)
     }
 
     /// One stage's state while reading.
     private struct Stage {
+        var baseImage: String?
         var name: String?
         var workdir = "/"
         var entrypoint: Instruction?

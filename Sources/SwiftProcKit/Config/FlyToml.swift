@@ -289,6 +289,7 @@ extension AppConfig {
                         at: reader.processKeyLocation(group.name, in: root))
         }
         self.warnings = reader.warnings + hardCodedPortWarnings()
+        self.notes = reader.notes
     }
 
     /// How to give a group a command, for the warning and for `start`'s refusal.
@@ -335,6 +336,11 @@ extension AppConfig {
             ? .experimental(dockerfile: dockerfile.origin.isEmpty ? nil : dockerfileDisplay)
             : .dockerfile(path: dockerfileDisplay ?? relative, origin: dockerfile.origin)
         let command = dockerfile.commandLine(argv)
+        if entrypoint == nil, let base = dockerfile.baseImage {
+            // Say it once, where it matters: a base image's ENTRYPOINT would run in front on Fly.
+            reader.note("the Dockerfile sets no ENTRYPOINT; if its base image \(base) has one, Fly runs it in front of "
+                        + "\"\(command)\" and swiftproc does not")
+        }
         for i in groups.indices where groups[i].command == nil {
             groups[i].command = command
             groups[i].source = source

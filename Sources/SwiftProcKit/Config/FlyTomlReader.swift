@@ -9,10 +9,16 @@ final class FieldReader {
     let path: String
     let lines: [String]
     private(set) var warnings: [ConfigWarning] = []
+    /// Things worth knowing that are not problems (`check` lists them as notes).
+    private(set) var notes: [String] = []
 
     init(path: String, lines: [String]) {
         self.path = path
         self.lines = lines
+    }
+
+    func note(_ message: String) {
+        if !notes.contains(message) { notes.append(message) }
     }
 
     func warn(_ message: String, at location: SourceLocation?) {

@@ -166,7 +166,7 @@ public struct Plan: Codable, Sendable, Equatable {
         self.env = env
 
         warnings = config.warnings.map(\.description)
-        var notes: [String] = []
+        var notes = config.notes
         if config.source == .flyToml, let procfile = config.procfilePath {
             notes.append("processes come from \(procfile); everything else from \(config.configPath)")
         }

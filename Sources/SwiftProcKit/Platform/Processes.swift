@@ -70,40 +70,40 @@ public enum Platform {
     /// The open-file limit ``raiseOpenFileLimit()`` reaches, without raising it: what a plan
     /// can count on.
     public static func openFileLimit() -> Int {
-        var limit = rlimit()
-        #if os(Linux)
-        let resource = Int32(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
-        guard getrlimit(resource, &limit) == 0 else { return 256 }
-        #if canImport(Darwin)
-        return Int(clamping: min(limit.rlim_max, rlim_t(OPEN_MAX)))
-        #else
-        return Int(clamping: limit.rlim_max)
-        #endif
+        guard let limit = currentOpenFileLimit() else { return 256 }
+        return Int(clamping: reachableOpenFiles(limit))
     }
 
     /// Raises the soft open-file limit to the hard limit: each child costs about three fds.
     @discardableResult
     public static func raiseOpenFileLimit() -> Int {
-        var limit = rlimit()
-        #if os(Linux)
-        let resource = Int32(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
-        guard getrlimit(resource, &limit) == 0 else { return 256 }
-        if limit.rlim_cur < limit.rlim_max {
+        guard var limit = currentOpenFileLimit() else { return 256 }
+        if limit.rlim_cur < reachableOpenFiles(limit) {
             var raised = limit
-            #if canImport(Darwin)
-            raised.rlim_cur = min(limit.rlim_max, rlim_t(OPEN_MAX))
-            #else
-            raised.rlim_cur = limit.rlim_max
-            #endif
-            if setrlimit(resource, &raised) == 0 { limit = raised }
+            raised.rlim_cur = reachableOpenFiles(limit)
+            if setrlimit(openFileResource, &raised) == 0 { limit = raised }
         }
         return Int(clamping: limit.rlim_cur)
+    }
+
+    #if os(Linux)
+    private static let openFileResource = Int32(RLIMIT_NOFILE.rawValue)
+    #else
+    private static let openFileResource = RLIMIT_NOFILE
+    #endif
+
+    private static func currentOpenFileLimit() -> rlimit? {
+        var limit = rlimit()
+        return getrlimit(openFileResource, &limit) == 0 ? limit : nil
+    }
+
+    /// The hard limit (on Darwin also at most OPEN_MAX, which setrlimit enforces).
+    private static func reachableOpenFiles(_ limit: rlimit) -> rlim_t {
+        #if canImport(Darwin)
+        return min(limit.rlim_max, rlim_t(OPEN_MAX))
+        #else
+        return limit.rlim_max
+        #endif
     }
 
     /// Installs a do-nothing SIGPIPE handler, so a write to a closed pipe or socket fails with
