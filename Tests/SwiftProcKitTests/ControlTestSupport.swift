@@ -41,6 +41,7 @@ final class FakeControlService: ControlService, @unchecked Sendable {
         case .restart: return ControlReply(message: "restarting \(request.arguments.joined(separator: ", "))")
         case .stop: return ControlReply(message: "stopping")
         case .logs: return .failure("logs went to reply(to:)")
+        case .deploy: return ControlReply(message: "app: unchanged")
         }
     }
 

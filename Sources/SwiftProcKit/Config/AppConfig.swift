@@ -52,6 +52,8 @@ public struct AppConfig: Sendable, Equatable {
     public var releaseCommand: String?
     /// `[deploy] release_command_timeout`, default 5 minutes.
     public var releaseCommandTimeout: Duration
+    /// `[deploy]`: how `restart` and `deploy` roll instances over.
+    public var rollout = Rollout()
     /// fly.toml's `console_command` (what `fly console` runs).
     public var consoleCommand: String?
     /// The Dockerfile read for groups without a command of their own, as the user knows it.
@@ -125,6 +127,38 @@ public struct AppConfig: Sendable, Equatable {
         if let group = groups.first, runnableGroups.isEmpty {
             throw .missingCommand(group: group.name, configPath: configPath)
         }
+    }
+}
+
+/// fly.toml's `[deploy] strategy`, `max_unavailable`, `wait_timeout`.
+public struct Rollout: Sendable, Equatable {
+    public enum Strategy: String, Sendable, CaseIterable {
+        /// One batch at a time, each replacement ready before the next goes down.
+        case rolling
+        /// Everything at once, without waiting.
+        case immediate
+    }
+
+    public var strategy: Strategy
+    /// How many instances of a group may be down at once: a count (≥ 1), or a fraction of the
+    /// group (0 < x < 1). Nil: one at a time.
+    public var maxUnavailable: Double?
+    /// How long a replacement may take to become ready (Fly's default: 5 minutes).
+    public var waitTimeout: Duration
+
+    public static let defaultWaitTimeout: Duration = .seconds(300)
+
+    public init(strategy: Strategy = .rolling, maxUnavailable: Double? = nil, waitTimeout: Duration = Rollout.defaultWaitTimeout) {
+        self.strategy = strategy
+        self.maxUnavailable = maxUnavailable
+        self.waitTimeout = waitTimeout
+    }
+
+    /// Instances of a group of `count` that may be down at once.
+    public func batchSize(of count: Int) -> Int {
+        guard let m = maxUnavailable, m > 0 else { return 1 }
+        if m < 1 { return max(1, Int((Double(count) * m).rounded(.down))) }
+        return Int(min(m, 1000))
     }
 }
 

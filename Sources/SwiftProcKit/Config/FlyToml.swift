@@ -248,6 +248,7 @@ extension AppConfig {
         // [deploy]
         var releaseCommand = procfile?.releaseCommand
         var releaseTimeout = AppConfig.defaultReleaseCommandTimeout
+        var rollout = Rollout()
         if let deploy = try reader.table("deploy", in: root, name: "deploy") {
             reader.warnUnknownKeys(in: deploy, section: "deploy")
             if let command = try reader.string("release_command", in: deploy, name: "deploy.release_command"), !command.isEmpty {
@@ -257,6 +258,7 @@ extension AppConfig {
                                                  name: "deploy.release_command_timeout", integerUnit: .seconds(1)) {
                 releaseTimeout = timeout
             }
+            rollout = try reader.rollout(deploy)
         }
         for section in ["build", "metrics"] {
             if case .table(let t)? = root[section] { reader.warnUnknownKeys(in: t, section: section) }
@@ -280,6 +282,7 @@ extension AppConfig {
             directory: directory, groups: groups, defaultGroup: defaultGroup, env: env,
             killSignal: killSignal, killTimeout: killTimeout, httpService: httpService, services: services,
             checks: checks, releaseCommand: releaseCommand, releaseCommandTimeout: releaseTimeout)
+        self.rollout = rollout
         self.consoleCommand = try reader.string("console_command", in: root, name: "console_command")
         self.dockerfilePath = dockerfilePath
         // A group with no command, when others can run (when none can, `start` refuses with this advice).

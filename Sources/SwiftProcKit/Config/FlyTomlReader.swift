@@ -402,6 +402,44 @@ final class FieldReader {
         return mb >= 1 && mb < 1e9 ? Int(mb) : nil
     }
 
+    /// `[deploy] strategy`, `max_unavailable`, `wait_timeout`. flyctl refuses a strategy outside
+    /// canary, rolling, immediate, bluegreen; the first and last roll locally (with a warning).
+    func rollout(_ deploy: TOMLTable) throws(ConfigError) -> Rollout {
+        var rollout = Rollout()
+        if let name = try string("strategy", in: deploy, name: "deploy.strategy") {
+            let location = deploy.entry("strategy")?.valueLocation
+            switch name.lowercased() {
+            case "rolling", "": rollout.strategy = .rolling
+            case "immediate": rollout.strategy = .immediate
+            case "canary", "bluegreen":
+                warn("deploy.strategy \"\(name)\" has no local counterpart; restarts and deploys roll one batch at a time",
+                     at: location)
+            default:
+                var message = "deploy.strategy must be rolling, immediate, canary or bluegreen, not \"\(name)\""
+                if let guess = Suggestions.closest(to: name, among: ["rolling", "immediate", "canary", "bluegreen"]).first {
+                    message += " (did you mean \"\(guess)\"?)"
+                }
+                throw invalid(message, at: location)
+            }
+        }
+        if let entry = deploy.entry("max_unavailable") {
+            let value: Double?
+            switch entry.value {
+            case .integer(let i): value = i >= 1 && i <= 1_000_000 ? Double(i) : nil
+            case .float(let f): value = f.isFinite && f > 0 && f <= 1_000_000 ? f : nil
+            default: value = nil
+            }
+            guard let value else {
+                throw invalid("deploy.max_unavailable must be a count ≥ 1 or a fraction between 0 and 1", at: entry.valueLocation)
+            }
+            rollout.maxUnavailable = value
+        }
+        if let timeout = try duration("wait_timeout", in: deploy, name: "deploy.wait_timeout", integerUnit: .seconds(1)) {
+            rollout.waitTimeout = max(timeout, .seconds(1))
+        }
+        return rollout
+    }
+
     /// Fly's rule for group names: lowercase letters, digits, `-` and `_`.
     func validateGroupName(_ name: String, at location: SourceLocation?) throws(ConfigError) {
         let ok = !name.isEmpty && name.unicodeScalars.allSatisfy {

@@ -14,7 +14,7 @@ public enum ControlProtocol {
 
 public struct ControlRequest: Codable, Sendable, Equatable {
     public enum Command: String, Codable, Sendable, CaseIterable {
-        case ping, status, scale, restart, stop, logs
+        case ping, status, scale, restart, stop, logs, deploy
     }
 
     public var version: Int

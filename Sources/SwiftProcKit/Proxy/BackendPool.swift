@@ -77,8 +77,15 @@ public final class BackendPool: @unchecked Sendable {
     /// Bumped on every change a waiting client may care about.
     private var generation: UInt64 = 0
 
-    public init(concurrency: ProxyConcurrency? = nil) {
+    /// Called, outside the lock, when a connection had to go to a backend at or over
+    /// `soft_limit` because every available one is: the supervisor starts a stopped instance,
+    /// as Fly's proxy does. At most once a second.
+    private let onSaturated: (@Sendable () -> Void)?
+    private var lastSaturated = -Double.infinity
+
+    public init(concurrency: ProxyConcurrency? = nil, onSaturated: (@Sendable () -> Void)? = nil) {
         self.concurrency = concurrency
+        self.onSaturated = onSaturated
     }
 
     /// Adds an instance listening on 127.0.0.1:`port`, in rotation at once (healthy until told
@@ -233,6 +240,8 @@ public final class BackendPool: @unchecked Sendable {
     /// Takes a slot on the best available backend not in `excluded`, or nil; with the
     /// generation to pass to ``waitForChange(after:until:)`` when there is none.
     func acquire(excluding excluded: Set<String> = []) -> (lease: BackendLease?, generation: UInt64) {
+        var saturated = false
+        defer { if saturated { onSaturated?() } }
         condition.lock()
         defer { condition.unlock() }
         let count = order.count
@@ -252,6 +261,11 @@ public final class BackendPool: @unchecked Sendable {
         guard best >= 0 else { return (nil, generation) }
         cursor = (best + 1) % count
         let backend = order[best]
+        // The least loaded one is over soft_limit: so is every other.
+        if let soft = concurrency?.softLimit, backend.open >= soft, onSaturated != nil, ProxyClock.now - lastSaturated >= 1 {
+            lastSaturated = ProxyClock.now
+            saturated = true
+        }
         backend.open += 1
         backend.lastActivity = ProxyClock.now
         let token = nextToken

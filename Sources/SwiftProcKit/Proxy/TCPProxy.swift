@@ -148,6 +148,28 @@ public final class TCPProxy: @unchecked Sendable {
         return connections.count
     }
 
+    /// Stops accepting new clients (the listening socket closes, so a new client is refused at
+    /// once) but keeps relaying the open connections — Fly's drain at shutdown: the instances get
+    /// their kill signal and finish what they were answering. ``stop()`` closes what is left.
+    public func stopAccepting() {
+        state.lock()
+        defer { state.unlock() }
+        guard started, !stopped, wake.write >= 0 else { return }
+        var byte: UInt8 = 1
+        _ = write(wake.write, &byte, 1)
+    }
+
+    /// Waits until every connection has ended, or `timeout` seconds; true when none is left.
+    public func waitForConnections(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        state.lock()
+        defer { state.unlock() }
+        while !connections.isEmpty {
+            if !state.wait(until: deadline) { break }
+        }
+        return connections.isEmpty
+    }
+
     /// Stops listening, closes every connection, and returns once its threads are done with them
     /// (at most a few seconds: a connect in progress is bounded by `connectTimeout`).
     public func stop() {
@@ -158,10 +180,13 @@ public final class TCPProxy: @unchecked Sendable {
         }
         stopped = true
         let open = Array(connections.values)
+        // Under the lock: the accept loop closes the pipe when it ends (after stopAccepting).
+        if wake.write >= 0 {
+            var byte: UInt8 = 1
+            _ = write(wake.write, &byte, 1)
+        }
         state.unlock()
 
-        var byte: UInt8 = 1
-        _ = write(wake.write, &byte, 1)
         for connection in open { connection.abort() }
         pool.wakeWaiters()
 

@@ -24,7 +24,7 @@ final class Instance {
     let index: Int
     let name: String
     let machineID: String
-    let port: Int
+    var port: Int
     let colorIndex: Int
 
     var state: State = .starting

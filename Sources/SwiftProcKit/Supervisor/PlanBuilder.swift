@@ -113,6 +113,7 @@ extension SupervisorPlan {
                   services: Self.services(config, proxy: options.proxy, port: proxyPort),
                   checks: Self.checks(config), idleTimeout: idleTimeout)
         self.region = options.region ?? config.primaryRegion ?? SupervisorPlan.localRegion
+        self.rollout = config.rollout
         self.unrunnable = Dictionary(uniqueKeysWithValues: config.groups.filter { $0.command == nil }.map {
             ($0.name, AppConfig.noCommandAdvice($0.name, configPath: config.configPath, dockerfilePath: config.dockerfilePath))
         })

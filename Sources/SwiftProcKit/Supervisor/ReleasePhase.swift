@@ -26,8 +26,9 @@ public final class ReleasePhase: @unchecked Sendable {
     public init() {}
 
     /// Runs `command` with `spawner` and waits for it. Output goes to `log` as `release` lines.
+    /// `refusing` ends the messages of a failure: what does not happen (`not starting`).
     func run(_ command: String, plan: SupervisorPlan, spawner: Spawner, usePTY: Bool, timeout: Double,
-             log: any SupervisorLog) async -> Outcome {
+             log: any SupervisorLog, refusing: String) async -> Outcome {
         let env = plan.releaseEnvironment()
         let child: SpawnedChild
         do {
@@ -52,14 +53,14 @@ public final class ReleasePhase: @unchecked Sendable {
             if isCancelled {
                 Platform.signalGroup(child.pid, SIGKILL)
                 _ = setPID(nil)
-                log.system("release command stopped; not starting")
+                log.system("release command stopped; \(refusing)")
                 return .cancelled
             }
             if exit != nil { break }
             if Platform.monotonicSeconds() >= deadline {
                 Platform.signalGroup(child.pid, SIGKILL)
                 _ = setPID(nil)
-                log.system("release command timed out after \(formatSeconds(timeout)); not starting")
+                log.system("release command timed out after \(formatSeconds(timeout)); \(refusing)")
                 return .timedOut
             }
             try? await Task.sleep(nanoseconds: 20_000_000)
@@ -82,7 +83,7 @@ public final class ReleasePhase: @unchecked Sendable {
         case .exited(let code): status = code
         case .signaled(let sig): status = 128 + sig
         }
-        log.system("release command \(exit.description); not starting")
+        log.system("release command \(exit.description); \(refusing)")
         return .failed(exit, status: status)
     }
 

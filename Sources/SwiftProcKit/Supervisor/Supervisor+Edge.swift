@@ -1,19 +1,45 @@
 import Foundation
 
+/// The supervisor a route's callbacks reach; weak, set when the supervisor adopts the route.
+final class RouteOwner: @unchecked Sendable {
+    private let lock = NSLock()
+    private weak var value: Supervisor?
+
+    var supervisor: Supervisor? {
+        get { lock.lock(); defer { lock.unlock() }; return value }
+        set { lock.lock(); value = newValue; lock.unlock() }
+    }
+}
+
 /// Fly's edge on a laptop: the proxies in front of services, health checks, auto stop/start.
 extension Supervisor {
     /// A service's proxy and pool. The pool is fed by instance lifecycle: added when started,
     /// marked unhealthy by failing service checks, drained before a stop, removed at exit.
     final class Route: @unchecked Sendable {
-        let service: SupervisorPlan.Service
+        /// Replaced by a deploy that keeps the proxy (same port); read on the actor only.
+        var service: SupervisorPlan.Service
         let pool: BackendPool
         /// Set once, by ``Supervisor/openProxies()``, before any instance starts.
         var proxy: TCPProxy?
+        /// Who the pool's saturation callback reaches.
+        var owner: RouteOwner?
 
         init(service: SupervisorPlan.Service, pool: BackendPool) {
             self.service = service
             self.pool = pool
         }
+    }
+
+    /// A route for `service`. Its pool tells the supervisor (through `self`, set once the
+    /// supervisor exists) when every instance is over `soft_limit`.
+    static func makeRoute(_ service: SupervisorPlan.Service) -> Route {
+        let owner = RouteOwner()
+        let route = Route(service: service, pool: BackendPool(concurrency: service.concurrency, onSaturated: {
+            guard let supervisor = owner.supervisor else { return }
+            Task { await supervisor.routeSaturated(named: service.name) }
+        }))
+        route.owner = owner
+        return route
     }
 
     func routes(serving group: String) -> [Route] {
@@ -23,11 +49,13 @@ extension Supervisor {
     /// Opens every service's proxy on 127.0.0.1. Call before ``start()``, so a port in use is
     /// reported before anything is spawned. Returns one line per proxy for the user.
     public func openProxies() throws -> [String] {
+        for route in routes { route.owner?.supervisor = self }
         var lines: [String] = []
-        for (i, route) in routes.enumerated() {
+        for route in routes {
             guard let port = route.service.listenPort else { continue }
+            let name = route.service.name
             let proxy = TCPProxy(port: port, pool: route.pool, waitForBackend: plan.proxyWait,
-                                 onNoBackend: { [weak self] in Task { await self?.connectionWaiting(route: i) } },
+                                 onNoBackend: { [weak self] in Task { await self?.connectionWaiting(named: name) } },
                                  httpErrors: route.service.isHTTP)
             do {
                 try proxy.start()
@@ -41,15 +69,36 @@ extension Supervisor {
         return lines
     }
 
-    /// A client waits at a proxy with no instance to take it: start an idle-stopped one.
-    private func connectionWaiting(route index: Int) {
-        let route = routes[index]
-        guard route.service.autoStart, phase == .running else { return }
+    /// A client waits at a proxy with no instance to take it: start a stopped one, whatever
+    /// stopped it (idle, or an exit the restart policy left alone), as Fly's proxy does.
+    func connectionWaiting(named name: String) {
+        guard phase == .running, let route = routes.first(where: { $0.service.name == name }), route.service.autoStart else { return }
         let candidates = instances.filter { route.service.groups.contains($0.group) && $0.wanted }
         if candidates.contains(where: { $0.state == .running || $0.state == .starting }) { return }
-        guard let inst = candidates.first(where: { $0.state == .stoppedIdle }) else { return }
-        log.system("\(inst.name) starting: a connection is waiting at \(route.service.name)")
+        startStoppedInstance(of: route, because: "a connection is waiting at \(route.service.name)")
+    }
+
+    /// Every running instance behind the route is at its `soft_limit`: start a stopped one.
+    func routeSaturated(named name: String) {
+        guard phase == .running, let route = routes.first(where: { $0.service.name == name }), route.service.autoStart else { return }
+        startStoppedInstance(of: route, because: "every running instance of \(route.service.name) is over its soft_limit")
+    }
+
+    /// Starts the first stopped instance behind `route`; false when there is none.
+    @discardableResult
+    private func startStoppedInstance(of route: Route, because reason: String) -> Bool {
+        let stopped = instances.filter { inst in
+            guard route.service.groups.contains(inst.group), inst.wanted, !inst.replacing else { return false }
+            switch inst.state {
+            case .stoppedIdle, .exited, .failed: return true
+            default: return false
+            }
+        }
+        guard let inst = stopped.first(where: { $0.state == .stoppedIdle }) ?? stopped.first else { return false }
+        inst.consecutiveFailures = 0
+        log.system("\(inst.name) starting: \(reason)")
         launch(inst)
+        return true
     }
 
     /// Whether clients wait at `route`'s proxy: it has connections open but no instance to take them.

@@ -19,7 +19,7 @@ extension Supervisor {
     }
 
     /// Refuses changes while the app is not running yet (the release command) or stopping.
-    private func requireRunning() throws(ControlServiceError) {
+    func requireRunning() throws(ControlServiceError) {
         switch phase {
         case .running: return
         case .notStarted, .releasing: throw ControlServiceError("the app has not started yet (the release command is still running)")
@@ -90,33 +90,25 @@ extension Supervisor {
         }
     }
 
-    /// Rolling restart: one instance at a time, drained, stopped with the kill signal, started
-    /// again. `names` are groups or instances (`app`, `worker.2`); empty means all. Concurrent
-    /// requests queue behind each other, so never two instances are down at once.
+    /// Rolling restart as `fly deploy` rolls machines: `names` are groups or instances (`app`,
+    /// `worker.2`, a machine id); empty means all. See ``rollOver(_:)``. Concurrent requests
+    /// queue behind each other, so never two rollouts overlap. Throws when a replacement does not
+    /// become ready: the instances after it are left as they were.
     public func restart(_ names: [String]) async throws(ControlServiceError) {
         try requireRunning()
         let ids = try resolve(names).map(\.id)
-        let previous = restartQueue
-        let mine = Task {
-            await previous?.value
-            await self.replace(ids)
-        }
-        restartQueue = mine
-        await mine.value
+        if let error = await queuedRollout(ids) { throw error }
     }
 
-    private func replace(_ ids: [Int]) async {
-        for id in ids {
-            guard phase == .running, let inst = instance(id: id), inst.wanted else { continue }
-            inst.replacing = true
-            await stop(id: id)
-            inst.replacing = false
-            // A scale-down may have taken it out of the formation meanwhile.
-            guard inst.wanted else { continue }
-            inst.consecutiveFailures = 0
-            inst.restarts += 1
-            launch(inst)
+    /// Runs ``rollOver(_:)`` after any rollout already under way.
+    func queuedRollout(_ ids: [Int]) async -> ControlServiceError? {
+        let previous = restartQueue
+        let mine = Task { () -> ControlServiceError? in
+            await previous?.value
+            return await self.rollOver(ids)
         }
+        restartQueue = Task { _ = await mine.value }
+        return await mine.value
     }
 
     /// `GROUP.N` for a Fly-style machine id, which is derived from the app, group and index, so

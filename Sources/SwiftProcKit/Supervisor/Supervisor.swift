@@ -50,7 +50,8 @@ public actor Supervisor {
         case finished
     }
 
-    public let plan: SupervisorPlan
+    /// What runs; replaced by ``deploy(_:release:)``.
+    public internal(set) var plan: SupervisorPlan
     let log: any SupervisorLog
     let spawner: Spawner
     var phase = Phase.notStarted
@@ -58,7 +59,7 @@ public actor Supervisor {
     var desired: [String: Int]
     /// Instances of all groups, kept sorted by group (file order) then index.
     var instances: [Instance] = []
-    let groupOrder: [String: Int]
+    var groupOrder: [String: Int]
     /// Every Process not yet reaped by Foundation, by pid (kept alive until its handler ran).
     private var unreaped: [pid_t: Process] = [:]
     private var nextInstanceID = 0
@@ -71,7 +72,8 @@ public actor Supervisor {
     private var exitCode: Int32 = 0
     private var finishWaiters: [CheckedContinuation<Int32, Never>] = []
     private var stateWriteScheduled = false
-    private var release: ReleasePhase?
+    /// The release command under way (before start, or for a deploy), so a shutdown cancels it.
+    var release: ReleasePhase?
     private var leftoversCleaned = false
     /// Whether the user (a signal, `swiftproc stop`) has asked to stop, as opposed to `--no-restart`.
     private var userAskedToStop = false
@@ -79,7 +81,7 @@ public actor Supervisor {
     /// that inherited the child's fds, which includes the watchdog loop in the child's group.
     private var childSignal: SignalSource?
     /// One per service: the pool of instances its proxy spreads connections over.
-    let routes: [Route]
+    var routes: [Route]
     var idleWatch: Task<Void, Never>?
     /// Rolling restarts run one after another, never two at once.
     var restartQueue: Task<Void, Never>?
@@ -96,7 +98,7 @@ public actor Supervisor {
         }
         self.desired = desired
         self.groupOrder = order
-        self.routes = plan.services.map { Route(service: $0, pool: BackendPool(concurrency: $0.concurrency)) }
+        self.routes = plan.services.map(Supervisor.makeRoute)
         // The name column is as wide as it will be from the first line on.
         for group in plan.groups where group.count > 0 {
             for index in 1...group.count { log.register(name: "\(group.name).\(index)") }
@@ -141,7 +143,7 @@ public actor Supervisor {
         let release = ReleasePhase()
         self.release = release
         let outcome = await release.run(command, plan: plan, spawner: spawner, usePTY: usePTY,
-                                        timeout: timeout, log: log)
+                                        timeout: timeout, log: log, refusing: "not starting")
         self.release = nil
         if phase == .releasing { phase = .notStarted }
         return outcome
@@ -435,13 +437,15 @@ public actor Supervisor {
         let wasReleasing = phase == .releasing
         phase = .stopping(forced: false)
         userAskedToStop = requestedByUser
+        if !wasReleasing { release?.cancel() }
         if wasReleasing {
             release?.cancel()
             log.system([reason, "stopping the release command"].compactMap { $0 }.joined(separator: " — "))
         }
         idleWatch?.cancel()
-        // No new connections; open ones end with their instances.
-        for route in routes { route.proxy?.stop() }
+        // Drain: no new connections, but the open ones keep flowing while the instances, given
+        // their kill signal, finish them (up to kill_timeout); what is left is closed after.
+        for route in routes { route.proxy?.stopAccepting() }
         let running = instances.filter(\.isLive)
         if !wasReleasing {
             var words = reason.map { [$0] } ?? []
@@ -452,6 +456,13 @@ public actor Supervisor {
             for id in instances.map(\.id) {
                 tasks.addTask { await self.stop(id: id, drain: false) }
             }
+        }
+        let proxies = routes.compactMap(\.proxy)
+        let grace = plan.killTimeout
+        if !proxies.isEmpty {
+            // The instances are gone (or were killed after kill_timeout), so their connections
+            // are ending: a moment for the relays to pass on the last bytes, then cut the rest.
+            await Task.detached { for proxy in proxies { _ = proxy.waitForConnections(timeout: min(grace, 1)); proxy.stop() } }.value
         }
         // Foundation reaps once a group's last member is gone; give stragglers a moment.
         let deadline = Platform.monotonicSeconds() + 3

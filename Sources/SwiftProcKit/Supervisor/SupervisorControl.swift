@@ -8,11 +8,58 @@ public struct SupervisorControl: ControlService {
     public let logs: LogMultiplexer
     /// Where a bare count goes (`swiftproc scale 3`), as `fly scale count 3` does.
     public let defaultGroup: String
+    /// Re-reads the app's files with the options `start` was given: what `deploy` applies.
+    /// Nil: this supervisor cannot deploy (tests that build plans by hand).
+    public let reload: (@Sendable () throws -> Deployment)?
 
-    public init(supervisor: Supervisor, logs: LogMultiplexer, defaultGroup: String) {
+    /// A re-read configuration, ready to deploy.
+    public struct Deployment: Sendable {
+        public var plan: SupervisorPlan
+        public var releaseCommand: String?
+        public var releaseTimeout: Double
+        public var usePTY: Bool
+        /// The new config's warnings, rendered.
+        public var warnings: [String]
+
+        public init(plan: SupervisorPlan, releaseCommand: String?, releaseTimeout: Double, usePTY: Bool, warnings: [String]) {
+            self.plan = plan
+            self.releaseCommand = releaseCommand
+            self.releaseTimeout = releaseTimeout
+            self.usePTY = usePTY
+            self.warnings = warnings
+        }
+    }
+
+    public init(supervisor: Supervisor, logs: LogMultiplexer, defaultGroup: String,
+                reload: (@Sendable () throws -> Deployment)? = nil) {
         self.supervisor = supervisor
         self.logs = logs
         self.defaultGroup = defaultGroup
+        self.reload = reload
+    }
+
+    /// `swiftproc deploy` (and `start --watch`): re-read, then ``Supervisor/deploy(_:release:releaseTimeout:usePTY:)``.
+    /// A config that does not load changes nothing; the reply carries its error. With
+    /// `logWarnings` (`start --watch`, where no client prints the reply) the new config's
+    /// warnings go to the merged log.
+    public func deploy(logWarnings: Bool = false) async -> ControlReply {
+        guard let reload else { return .failure("this supervisor was not started from files it can re-read") }
+        let deployment: Deployment
+        do {
+            deployment = try reload()
+        } catch let error as ConfigError {
+            return .failure(error.rendered + "\nnothing was changed")
+        } catch {
+            return .failure("\(error)\nnothing was changed")
+        }
+        if logWarnings { for warning in deployment.warnings { logs.system(warning) } }
+        do {
+            let lines = try await supervisor.deploy(deployment.plan, release: deployment.releaseCommand,
+                                                    releaseTimeout: deployment.releaseTimeout, usePTY: deployment.usePTY)
+            return ControlReply(message: (deployment.warnings + lines).joined(separator: "\n"), status: await supervisor.snapshot())
+        } catch {
+            return .failure((deployment.warnings + [error.message]).joined(separator: "\n"))
+        }
     }
 
     public func reply(to request: ControlRequest) async -> ControlReply {
@@ -35,6 +82,8 @@ public struct SupervisorControl: ControlService {
             return ControlReply(message: "stopping")
         case .logs:
             return .failure("logs are sent by the log stream, not as a reply")
+        case .deploy:
+            return await deploy()
         }
     }
 

@@ -30,7 +30,7 @@ public struct SupervisorPlan: Sendable {
         }
     }
 
-    public struct Group: Sendable {
+    public struct Group: Sendable, Equatable {
         public var name: String
         public var command: String
         /// Instances to run (the formation).
@@ -56,7 +56,7 @@ public struct SupervisorPlan: Sendable {
 
     /// A port Fly's proxy would serve (`[http_service]`, or a `[[services]]` entry): locally, a
     /// proxy on 127.0.0.1 spreading connections over the instances of `groups`.
-    public struct Service: Sendable {
+    public struct Service: Sendable, Equatable {
         /// `http_service` or `services[N]`, for messages.
         public var name: String
         public var groups: [String]
@@ -86,7 +86,7 @@ public struct SupervisorPlan: Sendable {
     }
 
     /// A health check and whom it applies to.
-    public struct Check: Sendable {
+    public struct Check: Sendable, Equatable {
         public var spec: HealthCheckSpec
         public var groups: [String]
         /// A service's check takes a failing instance out of the proxy's rotation; a top-level
@@ -129,6 +129,10 @@ public struct SupervisorPlan: Sendable {
     public var proxyWait: Double = 30
     /// The most instances at once: each costs about four file descriptors.
     public var maxInstances = 1000
+    /// How `restart` and `deploy` roll instances over (`[deploy]`).
+    public var rollout = Rollout()
+    /// A replacement with no service in front and no check is ready once it has run this long.
+    public var settleTime = 1.0
     /// `FLY_REGION`: `--region`, else `primary_region`, else `local`.
     public var region = SupervisorPlan.localRegion
     /// Groups of the config that cannot run (no command anywhere), with how to fix each.

@@ -59,6 +59,7 @@ enum StartCommand: Command {
         .value("proxy-port", nil, "PORT", "Listen for [http_service] on PORT instead of its internal_port."),
         .value("idle-timeout", nil, "DURATION", "With auto_stop_machines: stop instances idle this long (default: 5m)."),
         .flag("skip-release", nil, "Do not run the release command ([deploy] release_command or Procfile release:)."),
+        .flag("watch", nil, "Deploy (like `swiftproc deploy`) whenever fly.toml, the Procfile, a .env file or the Dockerfile changes."),
         .flag("daemon", "d", "Detach; write logs to .swiftproc/swiftproc.log (follow with `swiftproc logs`)."),
         CommonOptions.socket,
         .value("log-lines", nil, "N", "Recent lines kept for `swiftproc logs` (default: 10000)."),
@@ -93,9 +94,18 @@ enum StartCommand: Command {
         let supervisor = try Supervisor(plan: plan, log: logs)
 
         // Refuse before spawning anything if another supervisor owns this directory.
-        let server = ControlServer(path: socketPath,
-                                   service: SupervisorControl(supervisor: supervisor, logs: logs,
-                                                              defaultGroup: config.defaultGroup))
+        // `deploy` re-reads the files with the options given here.
+        let usePTY = !arguments.has("no-tty")
+        let control = SupervisorControl(supervisor: supervisor, logs: logs, defaultGroup: config.defaultGroup, reload: {
+            let config = try AppOptions.loadConfig(arguments)
+            var plan = try AppOptions.plan(config, arguments)
+            plan.environment.removeValue(forKey: Daemon.childMarker)
+            return SupervisorControl.Deployment(
+                plan: plan, releaseCommand: arguments.has("skip-release") ? nil : config.releaseCommand,
+                releaseTimeout: DurationText.seconds(config.releaseCommandTimeout), usePTY: usePTY,
+                warnings: config.warnings.map(\.description))
+        })
+        let server = ControlServer(path: socketPath, service: control)
         do {
             try server.start()
         } catch {
@@ -138,6 +148,21 @@ enum StartCommand: Command {
             }
         }
         await supervisor.start()
+        var watcher: FileWatcher?
+        if arguments.has("watch") {
+            let files = config.watchedFiles(relativeTo: FileManager.default.currentDirectoryPath)
+            watcher = FileWatcher(paths: files)
+            logs.system("watching \(files.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")) — a change deploys")
+            watcher?.start {
+                logs.system("a file changed — deploying")
+                // The supervisor logs what happened to each group; a failure is said here.
+                let reply = await control.deploy(logWarnings: true)
+                if !reply.ok {
+                    for line in reply.error?.split(separator: "\n") ?? [] { logs.system("deploy failed: " + line) }
+                }
+            }
+        }
+        defer { watcher?.stop() }
         return await supervisor.waitUntilFinished()
     }
 }
