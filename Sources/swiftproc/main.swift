@@ -7,7 +7,7 @@ let swiftprocVersion = "0.1.0"
 /// Every command, in the order `--help` lists them.
 func allCommands() -> [any Command.Type] {
     [StartCommand.self, CheckCommand.self, ScaleCommand.self, StatusCommand.self, LogsCommand.self, ExportCommand.self,
-     RestartCommand.self, StopCommand.self, HelpCommand.self, VersionCommand.self]
+     RestartCommand.self, DeployCommand.self, StopCommand.self, HelpCommand.self, VersionCommand.self]
 }
 
 func findCommand(_ name: String) -> (any Command.Type)? {

@@ -133,4 +133,37 @@ import Testing
         #expect(configError { _ = try Formation.parse(["app=9223372036854775807"], known: known) }?.message
                 == "invalid formation \"app=9223372036854775807\": at most 100 instances per group (each group has 100 ports) (known: app, worker)")
     }
+
+    @Test func deploySettings() throws {
+        let c = try flyConfig("[deploy]\n  strategy = 'immediate'\n  max_unavailable = 0.5\n  wait_timeout = '30s'\n")
+        #expect(c.rollout == Rollout(strategy: .immediate, maxUnavailable: 0.5, waitTimeout: .seconds(30)))
+        #expect(c.rollout.batchSize(of: 4) == 2 && c.rollout.batchSize(of: 1) == 1)
+        #expect(Rollout().batchSize(of: 10) == 1 && Rollout(maxUnavailable: 3).batchSize(of: 10) == 3)
+        #expect(try flyConfig("[deploy]\nstrategy = 'canary'\n").warnings.first?.message.contains("canary") == true)
+        #expect(configError { _ = try flyConfig("[deploy]\nstrategy = 'rollng'\n") }?.message.contains("did you mean \"rolling\"") == true)
+        #expect(configError { _ = try flyConfig("[deploy]\nmax_unavailable = 0\n") } != nil)
+        #expect(try flyConfig("[deploy]\nwait_timeout = 120\n").rollout.waitTimeout == .seconds(120))
+    }
+
+    @Test func whatADeployChangesPerGroup() throws {
+        let old = try plan("[processes]\nweb = 'w'\nworker = 'k'\nold = 'o'\n[http_service]\ninternal_port = 8080\nprocesses = ['web']\n")
+        let new = try plan("""
+        [env]
+          A = "1"
+        [processes]
+          web = 'w'
+          worker = 'k2'
+          extra = 'e'
+        [http_service]
+          internal_port = 8080
+          processes = ['web']
+        """)
+        let changes = Supervisor.changes(from: old, to: new, services: ["web": ["8080"]])
+        #expect(changes["old"] == .removed)
+        #expect(changes["extra"] == .added(count: 1))
+        #expect(changes["worker"] == .changed(["command", "env"]))
+        #expect(changes["web"] == .changed(["env"]), "[env] reaches every group")
+        let same = Supervisor.changes(from: old, to: old, services: ["web": ["8080"]])
+        #expect(same.values.allSatisfy { $0 == .unchanged })
+    }
 }

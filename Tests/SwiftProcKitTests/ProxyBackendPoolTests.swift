@@ -103,4 +103,18 @@ import Testing
         let limits = ProxyConcurrency(Concurrency(type: "requests", softLimit: 5, hardLimit: 7))
         #expect(limits == ProxyConcurrency(softLimit: 5, hardLimit: 7))
     }
+
+    @Test func everyBackendOverSoftLimitAsksForAnotherInstance() {
+        let asked = LockedValue(0)
+        let pool = BackendPool(concurrency: ProxyConcurrency(softLimit: 1, hardLimit: nil), onSaturated: { asked.set(asked.value + 1) })
+        pool.add(id: "a", port: 1)
+        pool.add(id: "b", port: 2)
+        let first = pool.acquire().lease, second = pool.acquire().lease
+        #expect(first != nil && second != nil && first?.id != second?.id)
+        #expect(asked.value == 0, "each took one connection, within soft_limit")
+        #expect(pool.acquire().lease != nil, "no hard limit: still placed")
+        #expect(asked.value == 1, "both were at soft_limit")
+        _ = pool.acquire()
+        #expect(asked.value == 1, "at most once a second")
+    }
 }
