@@ -402,8 +402,9 @@ final class FieldReader {
         return mb >= 1 && mb < 1e9 ? Int(mb) : nil
     }
 
-    /// `[deploy] strategy`, `max_unavailable`, `wait_timeout`. flyctl refuses a strategy outside
-    /// canary, rolling, immediate, bluegreen; the first and last roll locally (with a warning).
+    /// `[deploy] strategy`, `max_unavailable`, `wait_timeout`. A strategy outside canary, rolling,
+    /// immediate, bluegreen (which flyctl's validation refuses) is a warning; canary and
+    /// bluegreen roll locally (with a warning).
     func rollout(_ deploy: TOMLTable) throws(ConfigError) -> Rollout {
         var rollout = Rollout()
         if let name = try string("strategy", in: deploy, name: "deploy.strategy") {
@@ -415,11 +416,12 @@ final class FieldReader {
                 warn("deploy.strategy \"\(name)\" has no local counterpart; restarts and deploys roll one batch at a time",
                      at: location)
             default:
-                var message = "deploy.strategy must be rolling, immediate, canary or bluegreen, not \"\(name)\""
+                // flyctl's loader takes any string (its validation refuses it): read as rolling.
+                var message = "deploy.strategy is rolling, immediate, canary or bluegreen, not \"\(name)\""
                 if let guess = Suggestions.closest(to: name, among: ["rolling", "immediate", "canary", "bluegreen"]).first {
                     message += " (did you mean \"\(guess)\"?)"
                 }
-                throw invalid(message, at: location)
+                warn(message + "; rolling is used", at: location)
             }
         }
         if let entry = deploy.entry("max_unavailable") {
