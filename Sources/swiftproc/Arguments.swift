@@ -43,7 +43,10 @@ struct UsageError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-func parseArguments(_ args: [String], options: [Option], command: String) throws(UsageError) -> ParsedArguments {
+/// With `stopAtFirstPositional` (`run CMD ARGS...`), the first argument that is not an option
+/// and everything after it are positionals, so the command's own options pass through.
+func parseArguments(_ args: [String], options: [Option], command: String,
+                    stopAtFirstPositional: Bool = false) throws(UsageError) -> ParsedArguments {
     var parsed = ParsedArguments()
     var i = 0
     func option(long: String) -> Option? { options.first { $0.long == long } }
@@ -98,6 +101,10 @@ func parseArguments(_ args: [String], options: [Option], command: String) throws
             }
         } else {
             parsed.positionals.append(arg)
+            if stopAtFirstPositional {
+                parsed.positionals += args[i...]
+                break
+            }
         }
     }
     return parsed

@@ -11,6 +11,9 @@ protocol Command {
     /// Paragraphs shown by `swiftproc help NAME` after the usage line.
     static var discussion: String { get }
     static var options: [Option] { get }
+    /// Whether everything from the first non-option argument on belongs to a command to run
+    /// (`swiftproc run rails console --sandbox`).
+    static var takesACommand: Bool { get }
     /// Runs the command; returns the process exit status. Errors are printed once, by `main`.
     static func run(_ arguments: ParsedArguments) async throws -> Int32
 }
@@ -18,6 +21,7 @@ protocol Command {
 extension Command {
     static var aliases: [String] { [] }
     static var discussion: String { "" }
+    static var takesACommand: Bool { false }
 
     static var helpText: String {
         var text = "\(summary)\n\nUSAGE: swiftproc \(name) \(usage)\n"

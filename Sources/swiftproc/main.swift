@@ -7,7 +7,7 @@ let swiftprocVersion = "0.1.0"
 /// Every command, in the order `--help` lists them.
 func allCommands() -> [any Command.Type] {
     [StartCommand.self, CheckCommand.self, ScaleCommand.self, StatusCommand.self, LogsCommand.self, ExportCommand.self,
-     RestartCommand.self, DeployCommand.self, StopCommand.self, HelpCommand.self, VersionCommand.self]
+     RestartCommand.self, DeployCommand.self, AttachCommand.self, RunCommand.self, ConsoleCommand.self, StopCommand.self, HelpCommand.self, VersionCommand.self]
 }
 
 func findCommand(_ name: String) -> (any Command.Type)? {
@@ -50,12 +50,15 @@ func runMain() async -> Int32 {
         return 2
     }
     args.removeFirst()
-    if args.contains("--help") || args.contains("-h") {
+    // For `run CMD --help`, the --help is CMD's.
+    let own = command.takesACommand ? Array(args.prefix { $0.hasPrefix("-") }) : args
+    if own.contains("--help") || own.contains("-h") {
         print(command.helpText, terminator: "")
         return 0
     }
     do {
-        let parsed = try parseArguments(args, options: command.options, command: command.name)
+        let parsed = try parseArguments(args, options: command.options, command: command.name,
+                                        stopAtFirstPositional: command.takesACommand)
         return try await command.run(parsed)
     } catch let error as UsageError {
         printError("swiftproc \(error.command): \(error.message)\nRun `swiftproc \(error.command) --help` for usage.")

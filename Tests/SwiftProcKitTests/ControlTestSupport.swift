@@ -42,6 +42,7 @@ final class FakeControlService: ControlService, @unchecked Sendable {
         case .stop: return ControlReply(message: "stopping")
         case .logs: return .failure("logs went to reply(to:)")
         case .deploy: return ControlReply(message: "app: unchanged")
+        case .attach: return .failure("attach is served on its own connection")
         }
     }
 

@@ -56,6 +56,9 @@ public struct AppConfig: Sendable, Equatable {
     public var rollout = Rollout()
     /// fly.toml's `console_command` (what `fly console` runs).
     public var consoleCommand: String?
+    /// ``consoleCommand`` with image paths mapped to the app directory (as Dockerfile commands
+    /// are), when the Dockerfile says where the app lives in the image.
+    public var localConsoleCommand: String?
     /// The Dockerfile read for groups without a command of their own, as the user knows it.
     public var dockerfilePath: String?
     /// What was read past: unknown keys, values swiftproc cannot use, groups with no command.

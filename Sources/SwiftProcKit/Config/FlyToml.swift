@@ -284,6 +284,15 @@ extension AppConfig {
             checks: checks, releaseCommand: releaseCommand, releaseCommandTimeout: releaseTimeout)
         self.rollout = rollout
         self.consoleCommand = try reader.string("console_command", in: root, name: "console_command")
+        if let console = consoleCommand, console.contains("/") {
+            // `/rails/bin/rails console`: the image path of the app's own bin/rails.
+            let dockerfileName = Self.dockerfileName(root)
+            if let text = readFile(dockerfileName) {
+                let words = ShellQuoting.split(console)
+                let dockerfile = Dockerfile.parse(text)
+                if words.map(dockerfile.localPath) != words { self.localConsoleCommand = dockerfile.commandLine(words) }
+            }
+        }
         self.dockerfilePath = dockerfilePath
         // A group with no command, when others can run (when none can, `start` refuses with this advice).
         for group in groups where group.command == nil && groups.contains(where: { $0.command != nil }) {
@@ -320,11 +329,7 @@ extension AppConfig {
                 (experimentalEntrypoint, experimentalCmd) = (exec, [])
             }
         }
-        var relative = "Dockerfile"
-        if case .table(let build)? = root["build"],
-           let named = try reader.string("dockerfile", in: build, name: "build.dockerfile"), !named.isEmpty {
-            relative = named
-        }
+        let relative = dockerfileName(root)
         var dockerfile = Dockerfile()
         var dockerfileDisplay: String?
         if experimentalCmd == nil || experimentalEntrypoint == nil, let text = readFile(relative) {
@@ -349,6 +354,14 @@ extension AppConfig {
             groups[i].source = source
         }
         return dockerfileDisplay
+    }
+
+    /// `[build] dockerfile`, else `Dockerfile` (relative to fly.toml).
+    static func dockerfileName(_ root: TOMLTable) -> String {
+        if case .table(let build)? = root["build"], case .string(let named)? = build["dockerfile"], !named.isEmpty {
+            return named
+        }
+        return "Dockerfile"
     }
 
     /// Builds a configuration from a Procfile alone: its entries in file order, its `release:`

@@ -81,6 +81,30 @@ public final class ControlClient: @unchecked Sendable {
         return try exchange(request, fd: fd, reader: &reader)
     }
 
+    /// Sends an `attach` request for `name`; on success returns the connected socket (the
+    /// caller owns it: frames to it, raw output from it) and the output that already followed
+    /// the reply. Throws ``ControlClientError/failed(_:)`` with the server's refusal.
+    public func openAttach(_ name: String, rows: UInt16, columns: UInt16) throws(ControlClientError) -> (fd: Int32, initial: [UInt8]) {
+        let fd = try connect()
+        var reader = LineReader(fd: fd)
+        let reply: ControlReply
+        do {
+            reply = try exchange(ControlRequest(command: .attach, arguments: [name, String(rows), String(columns)]),
+                                 fd: fd, reader: &reader)
+        } catch {
+            release(fd)
+            throw error
+        }
+        guard reply.ok else {
+            release(fd)
+            throw .failed(reply.error ?? "swiftproc refused to attach")
+        }
+        lock.lock()
+        if activeFD == fd { activeFD = -1 }
+        lock.unlock()
+        return (fd, reader.unread)
+    }
+
     /// Sends a `logs` request (`follow` is forced on) and calls `onLine` for each backlog line,
     /// then for each live line, until the server closes, `onLine` returns false, or
     /// ``cancel()`` is called. `dropped` markers arrive as lines with `dropped` set.

@@ -82,6 +82,8 @@ final class ControlConnection: @unchecked Sendable {
                 finish(with: .failure(error.message))
             case .success(let request) where request.command == .logs:
                 serveLogs(request)
+            case .success(let request) where request.command == .attach:
+                serveAttach(request)
             case .success(let request):
                 let service = self.service
                 let reply = runBlocking { await service.reply(to: request) }
@@ -168,6 +170,74 @@ final class ControlConnection: @unchecked Sendable {
         var sink = [UInt8](repeating: 0, count: 4096)
         while case .bytes = Sockets.receive(fd, into: &sink, timeoutMilliseconds: -1) {}
         subscriber.close()
+        Sockets.shutdownBoth(fd)
+        writerDone.wait()
+    }
+
+    /// `attach`: after the reply, the instance's output flows to the client (a writer thread
+    /// pumping the session) while this thread reads the client's frames (``AttachFrame``) until
+    /// it detaches or goes away — either way the instance keeps running.
+    private func serveAttach(_ request: ControlRequest) {
+        guard let name = request.arguments.first else {
+            finish(with: .failure("attach needs an instance, like app.1"))
+            return
+        }
+        let rows = request.arguments.count > 1 ? UInt16(request.arguments[1]) ?? 0 : 0
+        let columns = request.arguments.count > 2 ? UInt16(request.arguments[2]) ?? 0 : 0
+        let service = self.service
+        let result: Result<AttachSession, ControlServiceError> = runBlocking {
+            do throws(ControlServiceError) {
+                return .success(try await service.attach(name, rows: rows, columns: columns))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let session: AttachSession
+        switch result {
+        case .failure(let error):
+            finish(with: .failure(error.message))
+            return
+        case .success(let s):
+            session = s
+        }
+        defer {
+            session.end()
+            runBlocking { await service.detach(session) }
+        }
+        guard send(ControlReply(message: "attached to \(session.instance)")), enter(.following) else { return }
+
+        let fd = self.fd
+        let writerDone = DispatchSemaphore(value: 0)
+        let writer = Thread {
+            session.pump(to: fd)
+            Sockets.shutdownBoth(fd)
+            writerDone.signal()
+        }
+        writer.name = "swiftproc-control-attach"
+        writer.start()
+
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        reading: while case .bytes(let count) = Sockets.receive(fd, into: &chunk, timeoutMilliseconds: -1) {
+            buffer += chunk[0..<count]
+            while buffer.count >= 3 {
+                let length = Int(buffer[1]) << 8 | Int(buffer[2])
+                guard buffer.count >= 3 + length else { break }
+                let payload = Array(buffer[3..<(3 + length)])
+                let type = buffer[0]
+                buffer.removeFirst(3 + length)
+                switch type {
+                case AttachFrame.input: session.type(payload)
+                case AttachFrame.resize where payload.count == 4:
+                    session.resize(rows: UInt16(payload[0]) << 8 | UInt16(payload[1]),
+                                   columns: UInt16(payload[2]) << 8 | UInt16(payload[3]))
+                case AttachFrame.detach: break reading
+                default: break reading // not our protocol: end the session
+                }
+            }
+            if buffer.count > 1 << 20 { break }
+        }
+        session.end()
         Sockets.shutdownBoth(fd)
         writerDone.wait()
     }

@@ -12,9 +12,29 @@ public enum ControlProtocol {
     public static let maxRequestBytes = 64 * 1024
 }
 
+/// After an `attach` request is accepted, the client sends frames — a type byte, a big-endian
+/// 16-bit length, the payload — and the server sends the instance's raw output.
+public enum AttachFrame {
+    /// Keystrokes.
+    public static let input: UInt8 = 0x64 // "d"
+    /// The window size: rows and columns, each a big-endian UInt16.
+    public static let resize: UInt8 = 0x77 // "w"
+    /// The client detaches.
+    public static let detach: UInt8 = 0x78 // "x"
+
+    public static func encode(_ type: UInt8, _ payload: [UInt8]) -> [UInt8] {
+        let count = min(payload.count, Int(UInt16.max))
+        return [type, UInt8(count >> 8), UInt8(count & 0xff)] + payload.prefix(count)
+    }
+
+    public static func resize(rows: UInt16, columns: UInt16) -> [UInt8] {
+        encode(resize, [UInt8(rows >> 8), UInt8(rows & 0xff), UInt8(columns >> 8), UInt8(columns & 0xff)])
+    }
+}
+
 public struct ControlRequest: Codable, Sendable, Equatable {
     public enum Command: String, Codable, Sendable, CaseIterable {
-        case ping, status, scale, restart, stop, logs, deploy
+        case ping, status, scale, restart, stop, logs, deploy, attach
     }
 
     public var version: Int

@@ -13,6 +13,21 @@ public protocol ControlService: Sendable {
 
     /// Stops delivering to a subscriber registered by ``logs(names:lines:subscriber:)``.
     func unsubscribe(_ subscriber: any LogSubscriber) async
+
+    /// For `attach`: connects to instance `name`'s pseudo-terminal, sized `rows`×`columns`
+    /// (0: leave as is). Throws a message for a person (unknown, not running, on pipes, taken).
+    func attach(_ name: String, rows: UInt16, columns: UInt16) async throws(ControlServiceError) -> AttachSession
+
+    /// The attached client left (detached, or its terminal closed): the instance keeps running.
+    func detach(_ session: AttachSession) async
+}
+
+extension ControlService {
+    public func attach(_ name: String, rows: UInt16, columns: UInt16) async throws(ControlServiceError) -> AttachSession {
+        throw ControlServiceError("attach is not available here")
+    }
+
+    public func detach(_ session: AttachSession) async {}
 }
 
 public struct ControlServiceError: Error, Sendable, Equatable {

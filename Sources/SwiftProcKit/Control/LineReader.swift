@@ -23,6 +23,9 @@ struct LineReader {
 
     init(fd: Int32) { self.fd = fd }
 
+    /// Bytes read past the last line returned (what follows a reply on a streaming connection).
+    var unread: [UInt8] { Array(buffer[head...]) }
+
     /// The next line. `deadline` is a `DispatchTime` (nil: wait forever).
     mutating func next(limit: Int, deadline: DispatchTime? = nil) -> Outcome {
         while true {

@@ -79,6 +79,15 @@ public final class LogMultiplexer: @unchecked Sendable {
         inbox.wake()
     }
 
+    /// Sends `source`'s raw output to `tap` as well (nil removes it). Only one tap per source.
+    public func setTap(source: String, _ tap: (any LogTap)?) {
+        inbox.condition.lock()
+        inbox.taps[source] = tap
+        inbox.tapGeneration += 1
+        inbox.condition.unlock()
+        inbox.wake()
+    }
+
     /// Widens the name column ahead of time (e.g. every name of the formation at start), so the
     /// column does not jump as instances come up. Lines read from now on use the new width.
     public func register(name: String) {

@@ -15,6 +15,14 @@ struct LogAttachment: Sendable {
     var onClose: @Sendable () -> Void
 }
 
+/// Receives a source's raw output as it is read, before it is split into lines (for
+/// `swiftproc attach`). Called on the reader thread: must not block.
+public protocol LogTap: AnyObject, Sendable {
+    func receive(_ bytes: UnsafeRawBufferPointer)
+    /// The source's output ended.
+    func closed()
+}
+
 /// State shared between the reader thread and everyone else, guarded by `condition`.
 final class LogInbox: @unchecked Sendable {
     // @unchecked: mutable fields are guarded by `condition`; the wake pipe fds are immutable.
@@ -27,6 +35,9 @@ final class LogInbox: @unchecked Sendable {
     var flushCompleted = 0
     var shutdownRequested = false
     var finished = false
+    /// Taps by source name; `tapGeneration` bumps on each change.
+    var taps: [String: any LogTap] = [:]
+    var tapGeneration = 0
     /// The reader thread, so `flush`/`shutdown` called from an `onClose` on it do not wait for themselves.
     var readerThread: pthread_t?
     /// Self-pipe: [0] polled by the reader, [1] written to wake it.
@@ -91,6 +102,7 @@ final class LogReaderLoop: @unchecked Sendable {
         /// the read that left it (see ``LogReaderLoop/quiet(afterReading:)``).
         var quietFor: UInt64 = 0
         var eof = false
+        var tap: (any LogTap)?
 
         init(attachment: LogAttachment, sourceID: Int32, prefix: LogFormatter.Prefix) {
             fd = attachment.fd
@@ -107,6 +119,8 @@ final class LogReaderLoop: @unchecked Sendable {
 
     private var formatter: LogFormatter
     private var widthGeneration = -1
+    private var tapGeneration = 0
+    private var taps: [String: any LogTap] = [:]
     private var streams: [Stream] = []
     private var pollfds: [pollfd] = []
     private let batch = ByteBuffer(capacity: 256 * 1024)
@@ -150,6 +164,11 @@ final class LogReaderLoop: @unchecked Sendable {
                 widthGeneration = inbox.widthGeneration
                 formatter = inbox.formatter
                 for s in streams { s.prefix = formatter.makePrefix(name: s.attachment.source, colorIndex: s.attachment.colorIndex) }
+            }
+            if inbox.tapGeneration != tapGeneration {
+                tapGeneration = inbox.tapGeneration
+                taps = inbox.taps
+                for s in streams { s.tap = taps[s.attachment.source] }
             }
             inbox.condition.unlock()
             // Streams polled this round; new ones are appended after them (pollfds[i + 1] ↔ streams[i]).
@@ -205,7 +224,9 @@ final class LogReaderLoop: @unchecked Sendable {
         _ = fcntl(a.fd, F_SETFL, fcntl(a.fd, F_GETFL) | O_NONBLOCK)
         _ = fcntl(a.fd, F_SETFD, FD_CLOEXEC)
         let id = ring.sourceID(source: a.source, group: a.group, colorIndex: a.colorIndex)
-        streams.append(Stream(attachment: a, sourceID: id, prefix: formatter.makePrefix(name: a.source, colorIndex: a.colorIndex)))
+        let stream = Stream(attachment: a, sourceID: id, prefix: formatter.makePrefix(name: a.source, colorIndex: a.colorIndex))
+        stream.tap = taps[a.source]
+        streams.append(stream)
     }
 
     private func rebuildPollSet() {
@@ -230,6 +251,7 @@ final class LogReaderLoop: @unchecked Sendable {
     private func readOnce(_ s: Stream, now: UInt64) {
         let n = read(s.fd, readBuffer, LogReaderLoop.readSize)
         if n > 0 {
+            s.tap?.receive(UnsafeRawBufferPointer(start: readBuffer, count: n))
             s.lastData = now
             s.quietFor = quiet(afterReading: n)
             s.splitter.feed(UnsafeRawBufferPointer(start: readBuffer, count: n)) { line in emit(line, s) }
@@ -276,6 +298,7 @@ final class LogReaderLoop: @unchecked Sendable {
         streams.removeAll { s in
             guard s.eof else { return false }
             close(s.fd)
+            s.tap?.closed()
             closed.append(s.attachment)
             return true
         }

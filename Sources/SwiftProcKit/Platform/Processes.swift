@@ -134,8 +134,11 @@ public enum Platform {
         _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
     }
 
-    /// A pseudo-terminal pair in raw mode without output processing (`\n` stays `\n`), both ends close-on-exec.
-    /// The child gets the slave as stdout/stderr so it line-buffers as in a terminal.
+    /// A pseudo-terminal pair without output processing (`\n` stays `\n`), both ends close-on-exec.
+    /// The child gets the slave as stdout/stderr so it line-buffers as in a terminal, and as
+    /// stdin (see `swiftproc attach`). Input keeps a terminal's usual line discipline — line
+    /// editing, echo, signal characters — so a prompt read while someone is attached behaves as
+    /// in a terminal; with nobody attached no input arrives and nothing is echoed.
     public static func openRawPTY(columns: UInt16 = 132, rows: UInt16 = 40) -> (master: Int32, slave: Int32)? {
         var master: Int32 = -1
         var slave: Int32 = -1
@@ -146,10 +149,28 @@ public enum Platform {
         var t = termios()
         if tcgetattr(slave, &t) == 0 {
             t.c_oflag &= ~tcflag_t(OPOST)
-            t.c_lflag &= ~tcflag_t(ECHO | ICANON | ISIG | IEXTEN)
             _ = tcsetattr(slave, TCSANOW, &t)
         }
         return (master, slave)
+    }
+
+    /// Sets a pseudo-terminal's window size (through its master).
+    public static func setWindowSize(_ fd: Int32, rows: UInt16, columns: UInt16) {
+        var size = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
+        _ = ioctl(fd, UInt(TIOCSWINSZ), &size)
+    }
+
+    /// The signal a terminal would send for `byte` typed on the pty behind `fd` (its interrupt,
+    /// quit or suspend character while the program leaves `ISIG` on), or nil. Our ptys are no
+    /// process's controlling terminal, so the kernel sends none itself.
+    public static func terminalSignal(for byte: UInt8, terminal fd: Int32) -> Int32? {
+        var t = termios()
+        guard tcgetattr(fd, &t) == 0, t.c_lflag & tcflag_t(ISIG) != 0 else { return nil }
+        let chars = withUnsafeBytes(of: t.c_cc) { Array($0) }
+        if byte == chars[Int(VINTR)] { return SIGINT }
+        if byte == chars[Int(VQUIT)] { return SIGQUIT }
+        if byte == chars[Int(VSUSP)] { return SIGTSTP }
+        return nil
     }
 
     /// The kernel's start time of `pid` (clock ticks since boot, field 22 of /proc/PID/stat), used to

@@ -55,6 +55,11 @@ final class Instance {
     /// Being stopped by auto-stop: its exit becomes `stoppedIdle`, not a restart.
     var stoppingForIdle = false
     var pendingRestart: Task<Void, Never>?
+    /// A duplicate of the current process's pty master (pty instances), for `attach`; closed
+    /// when its output ends.
+    var terminal: Int32?
+    /// The client attached to it, if any (one at a time).
+    var attached: AttachSession?
     /// Resumed when the current process has exited.
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
     /// The current process's health checks and their latest results, in check order.

@@ -30,15 +30,19 @@ public struct SpawnRequest: Sendable {
     /// What the watchdog sends the group when swiftproc itself dies, and how long it waits before SIGKILL.
     public var killSignal: Int32
     public var killTimeout: Double
+    /// With a pty: the command's stdin is the pty too, so `swiftproc attach` can type into it
+    /// (else /dev/null: a release command must not wait for input nobody gives).
+    public var inputFromTerminal: Bool
 
     public init(command: String, environment: [String: String], directory: URL, usePTY: Bool,
-                killSignal: Int32 = SIGINT, killTimeout: Double = 5) {
+                killSignal: Int32 = SIGINT, killTimeout: Double = 5, inputFromTerminal: Bool = false) {
         self.command = command
         self.environment = environment
         self.directory = directory
         self.usePTY = usePTY
         self.killSignal = killSignal
         self.killTimeout = killTimeout
+        self.inputFromTerminal = inputFromTerminal
     }
 }
 
@@ -132,7 +136,8 @@ public final class Spawner: @unchecked Sendable {
 
     /// The `sh -c` script: move the watchdog pipe to fd 3, start the watchdog loop (ignoring the
     /// signals swiftproc uses for a normal stop, so it outlives the program and is cleaned up with
-    /// the group), then run the command with stdin = /dev/null.
+    /// the group), then run the command with stdin = the pty (``SpawnRequest/inputFromTerminal``)
+    /// or /dev/null.
     ///
     /// The loop is started from a subshell, `( … & )`, so it is not a job of the shell that runs
     /// the command: `wait`, `$!` and `%1` in the command never see it. It stays in the process
@@ -157,7 +162,9 @@ public final class Spawner: @unchecked Sendable {
         if command == request.command, graceful, request.killSignal != SIGINT {
             trap = "trap 'exit \(128 + request.killSignal)' \(signal); "
         }
-        return "exec 3<&0 </dev/null; ( { \(watchdog); } & ); exec 3<&-; " + trap + command
+        // stdin: the pty (the slave is open for reading and writing) or /dev/null.
+        let input = request.usePTY && request.inputFromTerminal ? "<&1" : "</dev/null"
+        return "exec 3<&0 \(input); ( { \(watchdog); } & ); exec 3<&-; " + trap + command
     }
 }
 

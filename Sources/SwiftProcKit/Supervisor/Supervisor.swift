@@ -18,10 +18,13 @@ public protocol SupervisorLog: Sendable {
     func register(name: String)
     /// The last `count` lines `source` printed (for ``CrashHint``).
     func recentLines(of source: String, last count: Int) -> [String]
+    /// Sends `source`'s raw output to `tap` too (for `attach`); nil removes it.
+    func setTap(source: String, _ tap: (any LogTap)?)
 }
 
 extension SupervisorLog {
     public func recentLines(of source: String, last count: Int) -> [String] { [] }
+    public func setTap(source: String, _ tap: (any LogTap)?) {}
 }
 
 extension LogMultiplexer: SupervisorLog {
@@ -204,7 +207,7 @@ public actor Supervisor {
         inst.startedAt = Platform.monotonicSeconds()
         let request = SpawnRequest(command: group.command, environment: plan.environment(group: inst.group, index: inst.index, port: inst.port),
                                    directory: plan.directory, usePTY: group.usePTY,
-                                   killSignal: plan.killSignal, killTimeout: plan.killTimeout)
+                                   killSignal: plan.killSignal, killTimeout: plan.killTimeout, inputFromTerminal: true)
         let (id, generation) = (inst.id, inst.generation)
         do {
             let child = try spawner.spawn(request) { [weak self] pid, exit in
@@ -216,6 +219,11 @@ public actor Supervisor {
             inst.outputOpen = true
             inst.stoppingForIdle = false
             inst.set(.running)
+            closeTerminal(inst)
+            if group.usePTY {
+                let copy = dup(child.outputFD)
+                if copy >= 0 { Platform.setCloseOnExec(copy); inst.terminal = copy }
+            }
             log.attach(fd: child.outputFD, source: inst.name, group: inst.group, colorIndex: inst.colorIndex,
                        isPTY: group.usePTY, onClose: { [weak self] in
                            Task { await self?.outputClosed(id: id, generation: generation) }
@@ -275,10 +283,22 @@ public actor Supervisor {
     private func outputClosed(id: Int, generation: Int) {
         guard let inst = instance(id: id), inst.generation == generation else { return }
         inst.outputOpen = false
+        closeTerminal(inst)
         guard let exit = inst.pendingExit else { return }
         inst.pendingExit = nil
         announce(inst, exit)
         if isStopping { finishIfDone() }
+    }
+
+    /// The process behind the pty is gone: an attached client is told, the master copy closed.
+    func closeTerminal(_ inst: Instance) {
+        if let session = inst.attached {
+            session.end()
+            log.setTap(source: inst.name, nil)
+            inst.attached = nil
+        }
+        if let fd = inst.terminal { close(fd) }
+        inst.terminal = nil
     }
 
     /// The exit is final: say so, apply the restart policy, and only then let whoever waits in

@@ -84,6 +84,8 @@ public struct SupervisorControl: ControlService {
             return .failure("logs are sent by the log stream, not as a reply")
         case .deploy:
             return await deploy()
+        case .attach:
+            return .failure("attach is served on its own connection, not as a reply")
         }
     }
 
@@ -132,6 +134,14 @@ public struct SupervisorControl: ControlService {
         let filter = LogFilter(names: names)
         guard let subscriber else { return logs.recent.snapshot(last: lines, matching: filter) }
         return logs.recent.snapshotAndSubscribe(last: lines, matching: filter, subscriber: subscriber)
+    }
+
+    public func attach(_ name: String, rows: UInt16, columns: UInt16) async throws(ControlServiceError) -> AttachSession {
+        try await supervisor.attach(name, rows: rows, columns: columns)
+    }
+
+    public func detach(_ session: AttachSession) async {
+        await supervisor.detach(session)
     }
 
     public func unsubscribe(_ subscriber: any LogSubscriber) async {
