@@ -181,7 +181,7 @@ import Darwin
         let fixture = try await ServerFixture.start()
         let cases: [(String, String)] = [
             (#"{"version":1,"command":"frob","arguments":[]}"#,
-             #"unknown command "frob"; known: ping, status, scale, restart, stop, logs, deploy"#),
+             #"unknown command "frob"; known: ping, status, scale, restart, stop, logs, deploy, attach"#),
             (#"{"version":2,"command":"status","arguments":[]}"#,
              "protocol version 2 not supported (this swiftproc speaks 1)"),
             (#"{"version":1,"command":"scale","arguments":"worker=3"}"#,
