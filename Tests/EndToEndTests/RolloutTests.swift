@@ -212,4 +212,93 @@ import Darwin
         app.sp.signal(SIGINT)
         #expect(await app.sp.waitForExit() == 0)
     }
+
+    @Test func aFailedDeployLeavesTheRunningProxyAsItWas() async throws {
+        let proxyPort = freePorts(), base = freePorts(200), busy = freePorts()
+        let demo = "'\(demoBinary)' --quiet"
+        let toml = { (processes: String, extra: String) in """
+            kill_timeout = 2
+            [processes]
+              web = "exec \(demo)"
+              worker = "exec \(demo)"
+            [http_service]
+              internal_port = \(proxyPort)
+              processes = ["\(processes)"]
+            \(extra)
+            """ }
+        let dir = try makeApp(["fly.toml": toml("web", "")])
+        let sp = try SwiftProc(["start", "--no-color", "-p", "\(base)"], in: dir)
+        #expect(await sp.waitFor("proxy on 127.0.0.1:\(proxyPort)"))
+        #expect(await eventually { await blocking { httpGet(port: proxyPort, path: "/")?.body.contains("web.1") == true } })
+        // Another program holds the port a new service wants: the deploy fails and changes nothing.
+        let holder = try TCPSocket.listen(port: busy)
+        defer { TCPSocket.close(holder) }
+        try toml("worker", "[[services]]\n  internal_port = \(busy)\n  processes = [\"worker\"]\n")
+            .write(to: dir.appendingPathComponent("fly.toml"), atomically: true, encoding: .utf8)
+        let deploy = try await runSwiftProc(["deploy"], in: dir)
+        #expect(deploy.status == 1 && deploy.err.contains("nothing was changed"), "\(deploy.err)")
+        let answers = await load(port: proxyPort, count: 20, concurrency: 2)
+        #expect(answers.allSatisfy { $0?.body.contains("web.1") == true }, "still only web answers")
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+
+    @Test func aDeployKeepsThePortsOfRunningGroupsAndRunsOneDeployAtATime() async throws {
+        let toml = { (top: String) in """
+            kill_timeout = 2
+            [deploy]
+              release_command = "echo release begins; sleep 1; echo release ends"
+            [processes]
+              \(top)
+              web = "echo web on $PORT; exec sleep 1000"
+              worker = "echo worker on $PORT; exec sleep 1000"
+            """ }
+        let dir = try makeApp(["fly.toml": toml("")])
+        let sp = try SwiftProc(["start", "--no-color", "--no-timestamps", "-p", "7300"], in: dir)
+        #expect(await sp.waitFor("worker on 7400"))
+        func status() async throws -> [String: (pid: Int32?, port: Int?)] {
+            let r = try await runSwiftProc(["status", "--json"], in: dir)
+            let s = try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8))
+            return Dictionary(uniqueKeysWithValues: s.instances.map { ($0.name, ($0.pid, $0.port)) })
+        }
+        let before = try await status()
+        // A group added above the others: theirs keep their ports and processes.
+        try toml("first = \"echo first on $PORT; exec sleep 1000\"")
+            .write(to: dir.appendingPathComponent("fly.toml"), atomically: true, encoding: .utf8)
+        async let one = runSwiftProc(["deploy"], in: dir, timeout: 60)
+        async let two = runSwiftProc(["deploy"], in: dir, timeout: 60)
+        let (a, b) = try await (one, two)
+        #expect(a.status == 0 && b.status == 0, "\(a.err)\(b.err)")
+        let after = try await status()
+        #expect(after["web.1"]?.pid == before["web.1"]?.pid && after["web.1"]?.port == 7300)
+        #expect(after["worker.1"]?.pid == before["worker.1"]?.pid && after["worker.1"]?.port == 7400)
+        #expect(after["first.1"]?.port == 7500, "the added group takes a free block")
+        // The two release commands ran one after the other, never side by side.
+        // (The release command's own lines, prefixed `release`; the first run is start's.)
+        let events = sp.stdout.text.split(separator: "\n")
+            .filter { $0.hasPrefix("release") && ($0.hasSuffix("release begins") || $0.hasSuffix("release ends")) }
+        #expect(events.count == 6, "\(events)")
+        #expect(events.enumerated().allSatisfy { $0.element.contains($0.offset % 2 == 0 ? "begins" : "ends") }, "\(events)")
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+
+    @Test func aReplacementThatExitsStopsTheRolloutAtOnce() async throws {
+        let dir = try makeApp(["fly.toml": """
+            kill_timeout = 2
+            [processes]
+              app = "if [ -f gone ]; then exit 0; fi; exec sleep 1000"
+            [[restart]]
+              policy = "never"
+            """])
+        let sp = try SwiftProc(["start", "--no-color"], in: dir)
+        #expect(await sp.waitFor("app.1 started"))
+        try Data().write(to: dir.appendingPathComponent("gone"))
+        let started = Date()
+        let restart = try await runSwiftProc(["restart"], in: dir, timeout: 60)
+        #expect(restart.status == 1 && restart.err.contains("restart policy leaves it stopped"), "\(restart.err)")
+        #expect(Date().timeIntervalSince(started) < 30, "not the 5-minute wait_timeout")
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
 }

@@ -153,6 +153,36 @@ import Testing
         #expect(try config("app = 'x'\n", ["Dockerfile": "FROM x\nENTRYPOINT [\"/e\"]\n"]).notes.isEmpty)
     }
 
+    @Test func dockerfileCornersFromReview() {
+        // A CMD set before ENTRYPOINT in the same stage stays (only an inherited one is reset).
+        #expect(Dockerfile.parse("FROM ubuntu\nCMD [\"--port\", \"8080\"]\nENTRYPOINT [\"./server\"]\n").argv
+                == ["./server", "--port", "8080"])
+        // The build context copied to / maps nothing: /usr/bin/python3 is the image's.
+        let root = Dockerfile.parse("FROM python:3\nCOPY . .\nCMD [\"/usr/local/bin/python3\", \"app.py\"]\n")
+        #expect(root.shellCommand == "/usr/local/bin/python3 app.py")
+        #expect(Dockerfile.parse("FROM x\nWORKDIR /app\nCOPY . .\nCMD [\"/bin/sh\", \"-c\", \"python app.py\"]\n").shellCommand
+                == "python app.py")
+        // Heredoc bodies are data, not instructions.
+        let heredoc = Dockerfile.parse("""
+        FROM python:3
+        CMD ["python", "app.py"]
+        RUN <<EOF
+        from os import path
+        EOF
+        COPY <<-'SCRIPT' /app/x.sh
+        CMD rm -rf /
+        SCRIPT
+        """)
+        #expect(heredoc.argv == ["python", "app.py"])
+        // A byte-order mark is ignored, as BuildKit ignores it.
+        #expect(Dockerfile.parse("\u{FEFF}FROM x\r\nCMD [\"a\"]\r\n").argv == ["a"])
+    }
+
+    @Test func aNamedDockerfileThatIsMissingIsAWarning() throws {
+        let c = try config("[build]\n  dockerfile = 'Dockerfile.prod'\n[processes]\n  app = ''\n  web = 'w'\n")
+        #expect(c.warnings.contains { $0.message == "build.dockerfile names Dockerfile.prod, which cannot be read" })
+    }
+
     @Test func shellWordsSplitAndQuoteBack() {
         #expect(ShellQuoting.split("a 'b c' \"d \\\" e\" f\\ g") == ["a", "b c", "d \" e", "f g"])
         #expect(ShellQuoting.quote("it's") == "'it'\\''s'")

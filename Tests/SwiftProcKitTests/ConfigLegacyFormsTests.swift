@@ -106,10 +106,10 @@ import Testing
         """)
         #expect(c.warnings.map(\.description) == [
             "fly.toml:2:1: warning: unknown key \"primary_regoin\" in the top level; did you mean \"primary_region\"?",
-            "fly.toml:9:2: warning: unknown key \"whatever\" in the top level (ignored)",
             "fly.toml:4:3: warning: unknown key \"interal_port\" in [http_service]; did you mean \"internal_port\"?",
             "fly.toml:6:5: warning: unknown key \"pathh\" in [http_service.checks]; did you mean \"path\"?",
             "fly.toml:8:3: warning: unknown key \"stratgy\" in [deploy]; did you mean \"strategy\"?",
+            "fly.toml:9:2: warning: unknown key \"whatever\" in the top level (ignored)",
         ])
         #expect(c.httpService?.internalPort == 8080, "the misspelt key is not read: Fly's default applies")
     }

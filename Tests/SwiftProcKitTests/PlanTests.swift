@@ -103,10 +103,10 @@ import Testing
 
     @Test func oneSetOfLimitsForStartCheckAndScale() throws {
         let toml = "[processes]\napp='a'\nworker='w'\n[http_service]\ninternal_port = 5100\n"
-        let p = try plan(toml) { $0.formation = ["worker=0"] }
+        let p = try plan(toml) { $0.formation = ["worker=0"]; $0.portBase = "5000" }
         #expect(throws: ConfigError.self) { try p.validate(["app": 101]) }
         #expect(throws: ConfigError.self) { try p.validate(["worker": 1]) } // 5100 is the proxy's
-        #expect(throws: ConfigError.self) { try plan(toml) }
+        #expect(throws: ConfigError.self) { try plan(toml) { $0.portBase = "5000" } }
         #expect(try plan(toml) { $0.formation = ["worker=0"]; $0.proxy = false }.groups.count == 2)
         var tight = p
         tight.maxInstances = 3
@@ -165,5 +165,22 @@ import Testing
         #expect(changes["web"] == .changed(["env"]), "[env] reaches every group")
         let same = Supervisor.changes(from: old, to: old, services: ["web": ["8080"]])
         #expect(same.values.allSatisfy { $0 == .unchanged })
+    }
+
+    @Test func theDefaultBaseAvoidsAServicesInternalPort() throws {
+        let flask = "[processes]\napp = 'a'\nworker = 'w'\n[http_service]\ninternal_port = 5000\n"
+        #expect(try plan(flask).groups.map(\.basePort) == [6000, 6100])
+        let report = Plan(try flyConfig(flask), plan: try plan(flask))
+        #expect(report.notes.contains { $0.hasPrefix("instance ports start at 6000, not 5000") })
+        // An explicit base is the user's: refused when it collides.
+        #expect(throws: ConfigError.self) { try plan(flask) { $0.portBase = "5000" } }
+        #expect(try plan("[processes]\napp = 'a'\n[http_service]\ninternal_port = 8080\n").groups.map(\.basePort) == [5000])
+    }
+
+    @Test func warningsAreInFileOrder() throws {
+        let c = try flyConfig("[http_service]\n  internal_port = 8080\n  [http_service.concurrency]\n    hardlimit = 3\n[processes]\n  app = 'bin/app -p 3000'\n[env]\n  FLY_X = '1'\nzz = 1\n")
+        let lines = c.warnings.compactMap(\.position?.line)
+        #expect(lines == lines.sorted() && lines.count == 3, "\(c.warnings)")
+        #expect(c.warnings.first?.message.contains("[http_service.concurrency]") == true)
     }
 }

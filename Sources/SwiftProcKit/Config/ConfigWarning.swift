@@ -28,4 +28,14 @@ public struct ConfigWarning: Sendable, Equatable, CustomStringConvertible {
         return TOMLError("warning: " + message, at: SourceLocation(line: p.line, column: p.column), sourceLine: p.sourceLine)
             .rendered(path: p.path)
     }
+
+    /// `warnings` in file order — by file, line and column, those without a place last — as a
+    /// compiler lists them; equal places keep their order.
+    public static func inFileOrder(_ warnings: [ConfigWarning]) -> [ConfigWarning] {
+        warnings.enumerated().sorted { a, b in
+            let pa = a.element.position.map { ($0.path, $0.line, $0.column) } ?? ("\u{10FFFF}", Int.max, Int.max)
+            let pb = b.element.position.map { ($0.path, $0.line, $0.column) } ?? ("\u{10FFFF}", Int.max, Int.max)
+            return pa != pb ? pa < pb : a.offset < b.offset
+        }.map(\.element)
+    }
 }

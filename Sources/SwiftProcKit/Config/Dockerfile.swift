@@ -73,17 +73,18 @@ public struct Dockerfile: Sendable, Equatable {
     /// argv as one `sh -c` line: image paths under a copy of the build context become relative
     /// to the app directory, and a plain `/bin/sh -c X` is just X.
     public func commandLine(_ argv: [String]) -> String {
-        let mapped = argv.map(localPath)
-        if mapped.count == 3, ["/bin/sh", "sh", "/bin/bash", "bash"].contains(mapped[0]), mapped[1] == "-c" {
-            return mapped[2]
+        if argv.count == 3, ["/bin/sh", "sh", "/bin/bash", "bash"].contains(argv[0]), argv[1] == "-c" {
+            return argv[2]
         }
-        return mapped.map(ShellQuoting.quote).joined(separator: " ")
+        return argv.map(localPath).map(ShellQuoting.quote).joined(separator: " ")
     }
 
     /// `/rails/bin/x` → `./bin/x` when `/rails` holds the build context; other words unchanged.
     func localPath(_ word: String) -> String {
-        for dir in contextDirectories.sorted(by: { $0.count > $1.count }) {
-            let prefix = dir == "/" ? "/" : dir + "/"
+        // A context copied to `/` would make every absolute path (/usr/bin/python3) the app's:
+        // too wide to be right, so it maps nothing.
+        for dir in contextDirectories.sorted(by: { $0.count > $1.count }) where dir != "/" {
+            let prefix = dir + "/"
             if word.hasPrefix(prefix), word.count > prefix.count {
                 return "./" + word.dropFirst(prefix.count)
             }
@@ -116,7 +117,7 @@ public struct Dockerfile: Sendable, Equatable {
                 guard let image = words.first else { continue }
                 if let previous = current, let name = previous.name { stages[name] = previous }
                 var stage = stages[image.lowercased()] ?? Stage(baseImage: image.lowercased() == "scratch" ? nil : image)
-                stage.inheritedCommand = true
+                stage.cmdSetHere = false
                 if words.count >= 3, words[1].uppercased() == "AS" {
                     stage.name = words[2].lowercased()
                 } else {
@@ -134,12 +135,13 @@ public struct Dockerfile: Sendable, Equatable {
             case "ENTRYPOINT":
                 guard current != nil, let form = parseForm(rest) else { continue }
                 current!.entrypoint = Instruction(form: form, line: line)
-                // Docker: setting ENTRYPOINT resets a CMD inherited from the base image.
-                if current!.inheritedCommand { current!.cmd = nil }
-                current!.inheritedCommand = false
+                // Docker: setting ENTRYPOINT resets a CMD inherited from the base image (not
+                // one this stage set).
+                if !current!.cmdSetHere { current!.cmd = nil }
             case "CMD":
                 guard current != nil, let form = parseForm(rest) else { continue }
                 current!.cmd = Instruction(form: form, line: line)
+                current!.cmdSetHere = true
             default:
                 continue
             }
@@ -157,8 +159,8 @@ public struct Dockerfile: Sendable, Equatable {
         var entrypoint: Instruction?
         var cmd: Instruction?
         var contextDirectories: [String] = []
-        /// The entrypoint/cmd came from the stage this one is built FROM (Docker's reset rule).
-        var inheritedCommand = false
+        /// This stage set its own CMD (Docker's reset rule spares it).
+        var cmdSetHere = false
 
         /// `COPY [--from=x] [--chown=..] SRC... DEST` or the JSON form.
         mutating func copy(_ rest: String, stages: [String: Stage]) {
@@ -268,8 +270,16 @@ public struct Dockerfile: Sendable, Equatable {
         var pending: String?
         var pendingLine = 0
         var directivesOpen = true
-        for (offset, raw) in splitLines(text).enumerated() {
+        // BuildKit ignores a byte-order mark.
+        let body = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+        var heredocEnd: String?
+        for (offset, raw) in splitLines(body).enumerated() {
             let lineNumber = offset + 1
+            // A heredoc's body (`RUN <<EOF … EOF`) is data, not instructions.
+            if let end = heredocEnd {
+                if raw.trimmingWhitespace == end { heredocEnd = nil }
+                continue
+            }
             let trimmed = raw.trimmingWhitespace
             if directivesOpen && pending == nil {
                 // Parser directives: `# escape=`` ` before any instruction or other comment.
@@ -301,11 +311,22 @@ public struct Dockerfile: Sendable, Equatable {
             }
             if !continues {
                 result.append((pending!, pendingLine))
+                heredocEnd = heredocTerminator(pending!)
                 pending = nil
             }
         }
         if let pending { result.append((pending, pendingLine)) }
         return result
+    }
+
+    /// The word ending a heredoc that `instruction` opens (`RUN <<EOF`, `COPY <<-"END" /x`).
+    static func heredocTerminator(_ instruction: String) -> String? {
+        guard ["RUN", "COPY", "ADD"].contains(split(instruction).0), let start = instruction.range(of: "<<") else { return nil }
+        var rest = instruction[start.upperBound...]
+        if rest.first == "-" { rest = rest.dropFirst() }
+        if let quote = rest.first, quote == "\"" || quote == "'" { rest = rest.dropFirst() }
+        let word = rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+        return word.isEmpty ? nil : String(word)
     }
 
     /// `CMD ["x"]` → ("CMD", "[\"x\"]").

@@ -8,14 +8,15 @@ import Foundation
 /// inotify or kqueue watch on the old file would lose). A change is reported once the files have
 /// stayed the same for `settle` seconds, so an editor's several writes make one deploy.
 public final class FileWatcher: @unchecked Sendable {
-    private let paths: [String]
+    private let paths: @Sendable () -> [String]
     private let interval: Double
     private let settle: Double
     private let lock = NSLock()
     private var task: Task<Void, Never>?
 
-    /// `paths` absolute; missing ones are watched for appearing.
-    public init(paths: [String], interval: Double = 1, settle: Double = 0.3) {
+    /// `paths` (absolute; missing ones are watched for appearing) is asked again each time, so
+    /// the list can follow the config (a deploy that names another Dockerfile).
+    public init(paths: @escaping @Sendable () -> [String], interval: Double = 1, settle: Double = 0.3) {
         self.paths = paths
         self.interval = interval
         self.settle = settle
@@ -36,7 +37,9 @@ public final class FileWatcher: @unchecked Sendable {
                          inode: (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0)
     }
 
-    private func signatures() -> [Signature?] { paths.map(Self.signature) }
+    private func signatures() -> [String: Signature?] {
+        Dictionary(paths().map { ($0, Self.signature($0)) }, uniquingKeysWith: { a, _ in a })
+    }
 
     /// Calls `onChange` (on a task of its own, one call at a time) after each settled change.
     public func start(_ onChange: @escaping @Sendable () async -> Void) {

@@ -300,7 +300,7 @@ extension AppConfig {
                                                                                                    dockerfilePath: dockerfilePath),
                         at: reader.processKeyLocation(group.name, in: root))
         }
-        self.warnings = reader.warnings + hardCodedPortWarnings()
+        self.warnings = ConfigWarning.inFileOrder(reader.warnings + hardCodedPortWarnings())
         self.notes = reader.notes
     }
 
@@ -332,9 +332,13 @@ extension AppConfig {
         let relative = dockerfileName(root)
         var dockerfile = Dockerfile()
         var dockerfileDisplay: String?
-        if experimentalCmd == nil || experimentalEntrypoint == nil, let text = readFile(relative) {
-            dockerfile = Dockerfile.parse(text)
-            dockerfileDisplay = siblingPath(of: configPath, named: relative)
+        if experimentalCmd == nil || experimentalEntrypoint == nil {
+            if let text = readFile(relative) {
+                dockerfile = Dockerfile.parse(text)
+                dockerfileDisplay = siblingPath(of: configPath, named: relative)
+            } else if case .table(let build)? = root["build"], let entry = build.entry("dockerfile") {
+                reader.warn("build.dockerfile names \(siblingPath(of: configPath, named: relative)), which cannot be read", at: entry.valueLocation)
+            }
         }
         let fromExperimental = experimentalCmd != nil || experimentalEntrypoint != nil
         let entrypoint = experimentalEntrypoint.map { Dockerfile.Form.exec($0) } ?? dockerfile.entrypoint?.form

@@ -197,7 +197,7 @@ final class FieldReader {
             return Concurrency(type: "requests", softLimit: soft, hardLimit: hard)
         }
         guard let t = try self.table("concurrency", in: table, name: name) else { return nil }
-        warnUnknownKeys(in: t, section: "concurrency")
+        warnUnknownKeys(in: t, known: FlyTomlSchema.sections["concurrency"], section: name)
         var type = try string("type", in: t, name: "\(name).type") ?? "connections"
         if type != "connections" && type != "requests" {
             warn("\(name).type \"\(type)\" is not \"connections\" or \"requests\"; counted as connections",

@@ -192,6 +192,13 @@ public struct Plan: Codable, Sendable, Equatable {
                 notes.append("[[services]] #\(i + 1) names no processes, so it routes to the default group \"\(config.defaultGroup)\" only, as on Fly")
             }
         }
+        if let first = plan.groups.first, first.basePort >= PortPlan.defaultBase + 1000, first.basePort % 1000 == 0,
+           config.dotenv.allSatisfy({ $0.name != "PORT" }),
+           let port = ([config.httpService?.internalPort].compactMap { $0 } + config.services.map(\.internalPort))
+               .first(where: { (PortPlan.defaultBase..<first.basePort).contains($0) }) {
+            notes.append("instance ports start at \(first.basePort), not 5000: \(port) is a service's internal_port, "
+                         + "where swiftproc's proxy listens (-p BASE to choose)")
+        }
         for g in groups where g.count == 0 && g.command != nil {
             notes.append("group \"\(g.name)\" is scaled to 0 and will not start")
         }

@@ -65,7 +65,8 @@ public final class BackendPool: @unchecked Sendable {
         }
     }
 
-    private let concurrency: ProxyConcurrency?
+    /// Guarded by `condition`; a deploy may change it (``update(concurrency:)``).
+    private var concurrency: ProxyConcurrency?
     private let condition = NSCondition()
     /// Insertion order, for round-robin.
     private var order: [Backend] = []
@@ -82,6 +83,14 @@ public final class BackendPool: @unchecked Sendable {
     /// as Fly's proxy does. At most once a second.
     private let onSaturated: (@Sendable () -> Void)?
     private var lastSaturated = -Double.infinity
+
+    /// New limits (a deploy changed `[concurrency]`); waiting clients look again.
+    public func update(concurrency: ProxyConcurrency?) {
+        condition.lock()
+        self.concurrency = concurrency
+        changed()
+        condition.unlock()
+    }
 
     public init(concurrency: ProxyConcurrency? = nil, onSaturated: (@Sendable () -> Void)? = nil) {
         self.concurrency = concurrency

@@ -47,7 +47,8 @@ public final class TCPProxy: @unchecked Sendable {
     private let pool: BackendPool
     private let waitForBackend: Double
     private let onNoBackend: @Sendable () -> Void
-    private let httpErrors: Bool
+    /// Guarded by `state`; a deploy may change it (``update(httpErrors:)``).
+    private var httpErrors: Bool
     private let connectTimeout: Double
     /// False: relay by copying even where `splice` is available (tests cover both paths on Linux).
     /// Set before ``start()``.
@@ -146,6 +147,13 @@ public final class TCPProxy: @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         return connections.count
+    }
+
+    /// Whether a client that waited in vain gets an HTTP 503 (a deploy changed the service).
+    public func update(httpErrors: Bool) {
+        state.lock()
+        self.httpErrors = httpErrors
+        state.unlock()
     }
 
     /// Stops accepting new clients (the listening socket closes, so a new client is refused at
@@ -408,7 +416,10 @@ public final class TCPProxy: @unchecked Sendable {
     /// close is a clean FIN (unread input would turn it into a reset, which could also destroy
     /// the answer before the client reads it).
     private func refuse(_ client: Int32, reason: String) {
-        if httpErrors {
+        state.lock()
+        let answerHTTP = httpErrors
+        state.unlock()
+        if answerHTTP {
             let body = reason + "\n"
             let response = "HTTP/1.1 503 Service Unavailable\r\n"
                 + "Content-Type: text/plain; charset=utf-8\r\n"

@@ -14,7 +14,8 @@ public enum CrashHint: String, Sendable, CaseIterable {
     public static func cause(in lines: [String]) -> CrashHint? {
         for line in lines.reversed() {
             let text = line.lowercased()
-            if text.contains("server is already running") || (text.contains("pid") && text.contains("already")) {
+            if text.contains("server is already running")
+                || (text.contains("already running") && (text.contains("pid") || text.contains(".pid"))) {
                 return .pidFileExists
             }
             if text.contains("address already in use") || text.contains("eaddrinuse") {

@@ -230,7 +230,13 @@ extension PortPlan {
     public init(config: AppConfig, base text: String?, environment: [String: String]) throws(ConfigError) {
         let dotenvPort = config.dotenv.last { $0.name == "PORT" }?.value
         guard let text = text ?? dotenvPort ?? environment["PORT"] else {
-            self.init(groups: config.groupNames)
+            // foreman's 5000, unless a service's internal_port (a Flask app's 5000) falls in the
+            // groups' ports: then the next thousand that is clear of them.
+            let servicePorts = [config.httpService?.internalPort].compactMap { $0 } + config.services.map(\.internalPort)
+            let span = SupervisorPlan.maximumPerGroup * max(1, config.groups.count)
+            let base = stride(from: PortPlan.defaultBase, through: 60_000, by: 1000)
+                .first { b in !servicePorts.contains { (b..<(b + span)).contains($0) } } ?? PortPlan.defaultBase
+            self.init(base: base, groups: config.groupNames)
             return
         }
         let origin = text == dotenvPort && text != environment["PORT"] ? "PORT in \(config.envFiles.joined(separator: ", "))" : "the base port"

@@ -100,10 +100,10 @@ public final class ReleasePhase: @unchecked Sendable {
 }
 
 /// A value shared with a callback on another thread.
-final class Locked<Value: Sendable>: @unchecked Sendable {
+public final class Locked<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.lock(); defer { lock.unlock() }; return value }
-    func set(_ newValue: Value) { lock.lock(); value = newValue; lock.unlock() }
+    public init(_ value: Value) { self.value = value }
+    public func get() -> Value { lock.lock(); defer { lock.unlock() }; return value }
+    public func set(_ newValue: Value) { lock.lock(); value = newValue; lock.unlock() }
 }

@@ -15,16 +15,30 @@ extension Supervisor {
     }
 
     /// Applies `new` and returns one line per group saying what happened. Throws, changing
-    /// nothing, when the release command fails or a new service's port cannot be listened on;
-    /// a replacement that never gets ready stops the rollout (the groups applied stay applied).
+    /// nothing, when the release command fails, the formation would not fit, or a new service's
+    /// port cannot be listened on; a replacement that never gets ready stops the rollout (the
+    /// groups applied stay applied). Deploys and restarts run one after another, in the order
+    /// asked.
     public func deploy(_ new: SupervisorPlan, release command: String?, releaseTimeout: Double,
                        usePTY: Bool) async throws(ControlServiceError) -> [String] {
         try requireRunning()
-        // One rollout at a time: after any restart under way.
         let previous = restartQueue
-        await previous?.value
-        try requireRunning()
+        let mine = Task { () -> Result<[String], ControlServiceError> in
+            await previous?.value
+            do throws(ControlServiceError) {
+                return .success(try await self.apply(new, release: command, releaseTimeout: releaseTimeout, usePTY: usePTY))
+            } catch {
+                return .failure(error)
+            }
+        }
+        restartQueue = Task { _ = await mine.value }
+        return try await mine.value.get()
+    }
 
+    /// The deploy itself, its turn in the queue come.
+    private func apply(_ new: SupervisorPlan, release command: String?, releaseTimeout: Double,
+                       usePTY: Bool) async throws(ControlServiceError) -> [String] {
+        try requireRunning()
         if let command, !command.isEmpty {
             let release = ReleasePhase()
             self.release = release
@@ -39,6 +53,7 @@ extension Supervisor {
         var new = new
         new.maxInstances = plan.maxInstances
         new.backoff = plan.backoff
+        keepPorts(of: plan, in: &new)
         let changes = Self.changes(from: plan, to: new, services: servicesByGroup)
         // Counts: a kept group keeps what it was scaled to, an added one gets the plan's.
         var counts: [String: Int] = [:]
@@ -54,7 +69,7 @@ extension Supervisor {
         } catch {
             throw ControlServiceError(error.message)
         }
-        let newRoutes = try openRoutes(for: new)
+        let prepared = try prepareRoutes(for: new)
 
         // From here on the new plan is in force.
         let removed = plan.groups.map(\.name).filter { name in !new.groups.contains { $0.name == name } }
@@ -62,17 +77,29 @@ extension Supervisor {
         plan = new
         groupOrder = Dictionary(uniqueKeysWithValues: new.groups.enumerated().map { ($1.name, $0) })
         desired = counts
-        routes = newRoutes
-        for route in oldRoutes where !newRoutes.contains(where: { $0 === route }) { route.proxy?.stop() }
-        for route in newRoutes {
+        for (route, service) in prepared.kept {
+            route.service = service
+            route.pool.update(concurrency: service.concurrency)
+            route.proxy?.update(httpErrors: service.isHTTP)
+        }
+        routes = prepared.routes
+        // A service gone: drained like a stop — no new clients, open ones get kill_timeout.
+        let gone = oldRoutes.filter { old in !routes.contains { $0 === old } }.compactMap(\.proxy)
+        for proxy in gone { proxy.stopAccepting() }
+        if !gone.isEmpty {
+            let grace = plan.killTimeout
+            Task.detached { for proxy in gone { _ = proxy.waitForConnections(timeout: grace); proxy.stop() } }
+        }
+        for route in routes {
             // Pools follow the services: instances of groups a service no longer routes to leave it.
             for id in route.pool.backendIDs where !route.service.groups.contains(where: { id.hasPrefix($0 + ".") }) {
                 route.pool.remove(id)
             }
         }
+        startIdleWatch()
 
         var lines: [String] = []
-        var rollOver: [Int] = []
+        var toRoll: [Int] = []
         for name in removed {
             let going = instances.filter { $0.group == name }
             for inst in going { inst.wanted = false }
@@ -84,18 +111,15 @@ extension Supervisor {
         }
         for group in new.groups {
             switch changes[group.name] ?? .unchanged {
-            case .added(let count):
-                for index in stride(from: 1, through: counts[group.name] ?? count, by: 1) {
+            case .added:
+                let count = counts[group.name] ?? 0
+                for index in stride(from: 1, through: count, by: 1) {
                     log.register(name: "\(group.name).\(index)")
                     launch(addInstance(group: group.name, index: index))
                 }
-                lines.append("\(group.name): added (\(counts[group.name] ?? count) started)")
+                lines.append("\(group.name): added (\(count) started)")
             case .changed(let why):
-                // Their instances pick up the new ports, if those moved.
-                for inst in instances where inst.group == group.name {
-                    inst.port = group.basePort + inst.index - 1
-                }
-                rollOver += instances.filter { $0.group == group.name && $0.wanted }.map(\.id)
+                toRoll += instances.filter { $0.group == group.name && $0.wanted }.map(\.id)
                 lines.append("\(group.name): \(why.joined(separator: ", ")) changed — rolling restart")
             case .removed, .unchanged:
                 // Newly served by a service: its running instances join the pool.
@@ -108,10 +132,32 @@ extension Supervisor {
             }
         }
         for line in lines { log.system("deploy: \(line)") }
-        if !rollOver.isEmpty, let error = await queuedRollout(rollOver) {
+        if !toRoll.isEmpty, let error = await rollOver(toRoll) {
             throw ControlServiceError((lines + [error.message]).joined(separator: "\n"))
         }
         return lines
+    }
+
+    /// Running groups keep their ports across a deploy (an instance's port never moves under
+    /// it, and a replacement never starts on a port an old instance still holds); an added group
+    /// takes the first 100-port block no kept group uses.
+    private func keepPorts(of old: SupervisorPlan, in new: inout SupervisorPlan) {
+        var kept: [Int] = []
+        for i in new.groups.indices {
+            if let before = old.groups.first(where: { $0.name == new.groups[i].name }) {
+                new.groups[i].basePort = before.basePort
+                kept.append(before.basePort)
+            }
+        }
+        func overlaps(_ base: Int) -> Bool {
+            kept.contains { abs($0 - base) < SupervisorPlan.maximumPerGroup }
+        }
+        for i in new.groups.indices where !old.groups.contains(where: { $0.name == new.groups[i].name }) {
+            var base = new.groups[i].basePort
+            while overlaps(base) { base += SupervisorPlan.maximumPerGroup }
+            new.groups[i].basePort = base
+            kept.append(base)
+        }
     }
 
     /// Group → the services (listening port and name) that route to it, from the running plan.
@@ -157,36 +203,35 @@ extension Supervisor {
         return result
     }
 
-    /// The routes for `new`: a running proxy on the same port is kept (its service updated),
-    /// others are opened now. Throws, closing what it opened, when a port cannot be listened on.
-    private func openRoutes(for new: SupervisorPlan) throws(ControlServiceError) -> [Route] {
+    /// The routes for `new`, without touching the running ones: a route whose proxy listens on
+    /// a port `new` still serves is kept (its new service applied by the caller, once nothing can
+    /// fail any more); others get a new route, their proxies started here. Throws, stopping what
+    /// it started, when a port cannot be listened on.
+    private func prepareRoutes(for new: SupervisorPlan) throws(ControlServiceError)
+        -> (routes: [Route], kept: [(Route, SupervisorPlan.Service)]) {
         var result: [Route] = []
+        var kept: [(Route, SupervisorPlan.Service)] = []
         var opened: [Route] = []
         for service in new.services {
-            if let port = service.listenPort, let kept = routes.first(where: { $0.service.listenPort == port && $0.proxy != nil }) {
-                kept.service = service
-                result.append(kept)
+            if let port = service.listenPort, let route = routes.first(where: { $0.service.listenPort == port && $0.proxy != nil }) {
+                kept.append((route, service))
+                result.append(route)
                 continue
             }
             let route = Supervisor.makeRoute(service)
-            route.owner?.supervisor = self
+            adopt(route)
             if let port = service.listenPort {
-                let name = service.name
-                let proxy = TCPProxy(port: port, pool: route.pool, waitForBackend: new.proxyWait,
-                                     onNoBackend: { [weak self] in Task { await self?.connectionWaiting(named: name) } },
-                                     httpErrors: service.isHTTP)
                 do {
-                    try proxy.start()
+                    route.proxy = try startProxy(for: route, port: port)
                 } catch {
                     for r in opened { r.proxy?.stop() }
                     throw ControlServiceError("\(service.name): \(error); nothing was changed")
                 }
-                route.proxy = proxy
                 opened.append(route)
-                log.system("\(service.name): proxy on 127.0.0.1:\(proxy.boundPort) → \(service.groups.joined(separator: ", "))")
+                log.system("\(service.name): proxy on 127.0.0.1:\(route.proxy!.boundPort) → \(service.groups.joined(separator: ", "))")
             }
             result.append(route)
         }
-        return result
+        return (result, kept)
     }
 }

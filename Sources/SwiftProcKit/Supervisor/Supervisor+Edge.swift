@@ -1,13 +1,21 @@
 import Foundation
 
-/// The supervisor a route's callbacks reach; weak, set when the supervisor adopts the route.
+/// Whom a route's callbacks reach: the supervisor and the route itself, both weak, set when
+/// the supervisor adopts the route. By identity, so a deploy that renames a service (two
+/// services merged on one port) or replaces it keeps them working.
 final class RouteOwner: @unchecked Sendable {
     private let lock = NSLock()
-    private weak var value: Supervisor?
+    private weak var owner: Supervisor?
+    private weak var owned: Supervisor.Route?
 
-    var supervisor: Supervisor? {
-        get { lock.lock(); defer { lock.unlock() }; return value }
-        set { lock.lock(); value = newValue; lock.unlock() }
+    func adopt(by supervisor: Supervisor, route: Supervisor.Route) {
+        lock.lock(); owner = supervisor; owned = route; lock.unlock()
+    }
+
+    var target: (Supervisor, Supervisor.Route)? {
+        lock.lock(); defer { lock.unlock() }
+        guard let owner, let owned else { return nil }
+        return (owner, owned)
     }
 }
 
@@ -30,16 +38,34 @@ extension Supervisor {
         }
     }
 
-    /// A route for `service`. Its pool tells the supervisor (through `self`, set once the
-    /// supervisor exists) when every instance is over `soft_limit`.
+    /// A route for `service`. Its pool tells the supervisor when every instance is over
+    /// `soft_limit` (through `owner`, once ``adopt(_:)`` ran).
     static func makeRoute(_ service: SupervisorPlan.Service) -> Route {
         let owner = RouteOwner()
         let route = Route(service: service, pool: BackendPool(concurrency: service.concurrency, onSaturated: {
-            guard let supervisor = owner.supervisor else { return }
-            Task { await supervisor.routeSaturated(named: service.name) }
+            guard let (supervisor, route) = owner.target else { return }
+            Task { await supervisor.routeSaturated(route) }
         }))
         route.owner = owner
         return route
+    }
+
+    /// Makes `route`'s callbacks reach this supervisor.
+    func adopt(_ route: Route) {
+        route.owner?.adopt(by: self, route: route)
+    }
+
+    /// A proxy for `route` on its service's port, started; its waiting clients reach this supervisor.
+    func startProxy(for route: Route, port: Int) throws -> TCPProxy {
+        let owner = route.owner
+        let proxy = TCPProxy(port: port, pool: route.pool, waitForBackend: plan.proxyWait,
+                             onNoBackend: {
+                                 guard let (supervisor, route) = owner?.target else { return }
+                                 Task { await supervisor.connectionWaiting(route) }
+                             },
+                             httpErrors: route.service.isHTTP)
+        try proxy.start()
+        return proxy
     }
 
     func routes(serving group: String) -> [Route] {
@@ -49,38 +75,33 @@ extension Supervisor {
     /// Opens every service's proxy on 127.0.0.1. Call before ``start()``, so a port in use is
     /// reported before anything is spawned. Returns one line per proxy for the user.
     public func openProxies() throws -> [String] {
-        for route in routes { route.owner?.supervisor = self }
         var lines: [String] = []
         for route in routes {
+            adopt(route)
             guard let port = route.service.listenPort else { continue }
-            let name = route.service.name
-            let proxy = TCPProxy(port: port, pool: route.pool, waitForBackend: plan.proxyWait,
-                                 onNoBackend: { [weak self] in Task { await self?.connectionWaiting(named: name) } },
-                                 httpErrors: route.service.isHTTP)
             do {
-                try proxy.start()
+                route.proxy = try startProxy(for: route, port: port)
             } catch {
                 routes.forEach { $0.proxy?.stop() }
                 throw error
             }
-            route.proxy = proxy
-            lines.append("\(route.service.name): proxy on 127.0.0.1:\(proxy.boundPort) → \(route.service.groups.joined(separator: ", "))")
+            lines.append("\(route.service.name): proxy on 127.0.0.1:\(route.proxy!.boundPort) → \(route.service.groups.joined(separator: ", "))")
         }
         return lines
     }
 
     /// A client waits at a proxy with no instance to take it: start a stopped one, whatever
     /// stopped it (idle, or an exit the restart policy left alone), as Fly's proxy does.
-    func connectionWaiting(named name: String) {
-        guard phase == .running, let route = routes.first(where: { $0.service.name == name }), route.service.autoStart else { return }
+    func connectionWaiting(_ route: Route) {
+        guard phase == .running, routes.contains(where: { $0 === route }), route.service.autoStart else { return }
         let candidates = instances.filter { route.service.groups.contains($0.group) && $0.wanted }
         if candidates.contains(where: { $0.state == .running || $0.state == .starting }) { return }
         startStoppedInstance(of: route, because: "a connection is waiting at \(route.service.name)")
     }
 
     /// Every running instance behind the route is at its `soft_limit`: start a stopped one.
-    func routeSaturated(named name: String) {
-        guard phase == .running, let route = routes.first(where: { $0.service.name == name }), route.service.autoStart else { return }
+    func routeSaturated(_ route: Route) {
+        guard phase == .running, routes.contains(where: { $0 === route }), route.service.autoStart else { return }
         startStoppedInstance(of: route, because: "every running instance of \(route.service.name) is over its soft_limit")
     }
 
@@ -132,7 +153,7 @@ extension Supervisor {
     }
 
     func startIdleWatch() {
-        guard routes.contains(where: { $0.service.autoStop }) else { return }
+        guard idleWatch == nil, routes.contains(where: { $0.service.autoStop }) else { return }
         let every = min(max(plan.idleTimeout / 4, 0.05), 30)
         idleWatch = Task { [weak self] in
             while !Task.isCancelled {

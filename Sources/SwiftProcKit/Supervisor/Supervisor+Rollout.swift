@@ -29,7 +29,7 @@ extension Supervisor {
             batches += stride(from: 0, to: members.count, by: size).map { Array(members[$0..<min($0 + size, members.count)]) }
         }
         for (n, batch) in batches.enumerated() {
-            guard phase == .running else { return nil }
+            guard phase == .running else { return ControlServiceError("swiftproc is stopping; the rollout did not finish") }
             await replaceAll(batch.map(\.id))
             let deadline = Platform.monotonicSeconds() + DurationText.seconds(plan.rollout.waitTimeout)
             for inst in batch {
@@ -70,7 +70,6 @@ extension Supervisor {
     /// service); or, for other groups, it has kept running for ``SupervisorPlan/settleTime``.
     func waitUntilReady(id: Int, deadline: Double) async -> Readiness {
         guard let inst = instance(id: id) else { return .gone }
-        let generation = inst.generation
         let gating = Set(plan.checks.filter { $0.gatesTraffic && $0.groups.contains(inst.group) }.map(\.spec.name))
         let served = !routes(serving: inst.group).isEmpty
         var why = "it did not start"
@@ -79,7 +78,10 @@ extension Supervisor {
             switch current.state {
             case .failed:
                 return .notReady("it failed (\(current.restarts) restarts)")
-            case .running where current.generation == generation || current.generation > generation:
+            case .exited(let exit):
+                // Its restart policy leaves it down: it will not get ready by waiting.
+                return .notReady("it \(exit.description) and its restart policy leaves it stopped")
+            case .running:
                 if !gating.isEmpty {
                     let results = current.checks.filter { gating.contains($0.name) }
                     if !results.isEmpty && results.allSatisfy({ $0.status == .passing }) { return .ready }

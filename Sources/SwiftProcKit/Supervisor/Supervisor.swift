@@ -160,6 +160,9 @@ public actor Supervisor {
         cleanUpLeftovers()
         // Where each instance's PIDFILE goes (see SupervisorPlan.instanceVariables).
         if plan.environment["PIDFILE"] == nil {
+            // Pid files of an earlier run are stale (its processes are gone): a recycled pid in
+            // one could make a Rails server refuse to start.
+            try? FileManager.default.removeItem(at: plan.pidDirectory)
             try? FileManager.default.createDirectory(at: plan.pidDirectory, withIntermediateDirectories: true,
                                                      attributes: [.posixPermissions: 0o700])
         }
@@ -194,7 +197,8 @@ public actor Supervisor {
         let inst = Instance(id: nextInstanceID, group: group, index: index,
                             machineID: machineID(app: plan.appName, group: group, index: index),
                             port: g.basePort + index - 1, colorIndex: position)
-        let at = instances.firstIndex { (groupOrder[$0.group] ?? 0, $0.index) > (position, index) } ?? instances.count
+        // Instances of a group a deploy removed (still stopping) sort last.
+        let at = instances.firstIndex { (groupOrder[$0.group] ?? Int.max, $0.index) > (position, index) } ?? instances.count
         instances.insert(inst, at: at)
         return inst
     }

@@ -96,8 +96,11 @@ enum StartCommand: Command {
         // Refuse before spawning anything if another supervisor owns this directory.
         // `deploy` re-reads the files with the options given here.
         let usePTY = !arguments.has("no-tty")
+        let cwd = FileManager.default.currentDirectoryPath
+        let watched = Locked(config.watchedFiles(relativeTo: cwd))
         let control = SupervisorControl(supervisor: supervisor, logs: logs, defaultGroup: config.defaultGroup, reload: {
             let config = try AppOptions.loadConfig(arguments)
+            watched.set(config.watchedFiles(relativeTo: cwd))
             var plan = try AppOptions.plan(config, arguments)
             plan.environment.removeValue(forKey: Daemon.childMarker)
             return SupervisorControl.Deployment(
@@ -150,9 +153,8 @@ enum StartCommand: Command {
         await supervisor.start()
         var watcher: FileWatcher?
         if arguments.has("watch") {
-            let files = config.watchedFiles(relativeTo: FileManager.default.currentDirectoryPath)
-            watcher = FileWatcher(paths: files)
-            logs.system("watching \(files.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")) — a change deploys")
+            watcher = FileWatcher(paths: { watched.get() })
+            logs.system("watching \(watched.get().map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")) — a change deploys")
             watcher?.start {
                 logs.system("a file changed — deploying")
                 // The supervisor logs what happened to each group; a failure is said here.
