@@ -76,7 +76,7 @@ import Darwin
         [env]
           FROM_ENV = "env-value"
         [processes]
-          app = "echo ready; trap 'echo caught INT' INT; while :; do read line && echo \\"got: $line\\"; done"
+          app = "echo ready; trap 'echo caught INT' INT; while :; do read line && echo \\"got: $line\\" && if [ \\"$line\\" = size ]; then stty size; fi; done"
           piped = "exec sleep 1000"
         """
 
@@ -98,6 +98,9 @@ import Darwin
         // The answer shows in the attached terminal and in the merged log.
         #expect(await terminal.waitFor("got: hello there"), "\(terminal.text)")
         #expect(await sp.waitFor("app.1   | got: hello there"), "\(sp.stdout.text)")
+        // The window size is the attached terminal's (30×100 here).
+        terminal.type("size\r")
+        #expect(await terminal.waitFor("30 100"), "\(terminal.text)")
         // Ctrl-C reaches the process as in a terminal.
         terminal.type([0x03])
         #expect(await sp.waitFor("caught INT"), "\(sp.stdout.text)")
@@ -142,6 +145,8 @@ import Darwin
         // Options after the command are the command's.
         let passthrough = try await runSwiftProc(["run", "sh", "-c", "echo \"$@\"", "x", "--help", "-g"], in: app)
         #expect(passthrough.out == "--help -g\n", "\(passthrough.out)\(passthrough.err)")
+        let dashes = try await runSwiftProc(["run", "-g", "app", "--", "sh", "-c", "echo $PS"], in: app)
+        #expect(dashes.out == "app.run\n", "\(dashes.out)\(dashes.err)")
         // In a terminal, it gets the terminal: a prompt reads what is typed.
         let terminal = try TerminalSession(["run", "sh", "-c", "printf 'name? '; read n; echo \"hi $n\"; exit 3"], in: app)
         #expect(await terminal.waitFor("name? "))
