@@ -103,11 +103,17 @@ public final class AttachSession: LogTap, @unchecked Sendable {
         let fd = closedTerminal ? -1 : terminal
         condition.unlock()
         guard fd >= 0 else { return }
-        while offset < bytes.count {
+        // A program that never reads its input fills the pty's buffer: after a second without
+        // progress the rest is dropped, so the session can still hear the client (detach).
+        var stalled = 0
+        while offset < bytes.count && stalled < 10 {
             let n = bytes[offset...].withUnsafeBytes { Glibc_write(fd, $0.baseAddress, $0.count) }
-            if n > 0 { offset += n; continue }
+            if n > 0 { offset += n; stalled = 0; continue }
             if n < 0 && errno == EINTR { continue }
-            if n < 0 && errno == EAGAIN { _ = Sockets.waitWritable(fd, timeoutMilliseconds: 100); continue }
+            if n < 0 && errno == EAGAIN {
+                if !Sockets.waitWritable(fd, timeoutMilliseconds: 100) { stalled += 1 }
+                continue
+            }
             return
         }
     }

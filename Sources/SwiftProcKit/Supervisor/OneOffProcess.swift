@@ -28,13 +28,12 @@ public enum OneOffProcess {
         process.standardError = FileHandle.standardError
 
         let terminal = isatty(STDIN_FILENO) == 1 && Terminal.foregroundGroup(STDIN_FILENO) == getpgrp()
-        let forwarded = terminal ? [SIGTERM, SIGHUP] : [SIGTERM, SIGHUP, SIGINT]
-        // Ours to ignore while the child has the keyboard: the terminal sends them to the child.
-        let previous = [SIGINT, SIGQUIT].map { ($0, signal($0, terminal ? SIG_IGN : SIG_DFL)) }
-        defer { for (number, handler) in previous { _ = signal(number, handler) } }
+        // Signals for swiftproc go to the child's group. On a terminal, Ctrl-C and Ctrl-\ reach
+        // the child directly once it has the foreground; caught here (a handler, which the child
+        // does not inherit, unlike SIG_IGN) they cannot kill swiftproc in the moment before.
         let pid = Locked<pid_t>(0)
-        let sources = forwarded.map { number in
-            SignalSource(number) { Platform.signalGroup(pid.get(), number) }
+        let sources = [SIGTERM, SIGHUP, SIGINT, SIGQUIT].map { number in
+            SignalSource(number) { if !terminal || number == SIGTERM || number == SIGHUP { Platform.signalGroup(pid.get(), number) } }
         }
         defer { withExtendedLifetime(sources) {} }
 
