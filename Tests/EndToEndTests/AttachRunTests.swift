@@ -156,6 +156,39 @@ import Darwin
         terminal.close()
     }
 
+    /// With a controlling terminal (Python's pty.fork makes one), Ctrl-C typed there reaches the
+    /// command `run` started — it has the terminal's foreground — and its status comes back.
+    @Test func runHandsTheTerminalToTheCommand() async throws {
+        let app = try makeApp(["fly.toml": Self.fly])
+        let script = """
+        import pty, os, time, select, sys
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(sys.argv[1], ["swiftproc", "run", "sh", "-c", "trap 'echo got INT; exit 9' INT; echo waiting; while :; do sleep 0.1; done"])
+        out = b""
+        def read_until(needle, limit):
+            global out
+            end = time.time() + limit
+            while needle not in out and time.time() < end:
+                if select.select([fd], [], [], 0.1)[0]:
+                    try: out += os.read(fd, 1024)
+                    except OSError: return
+        read_until(b"waiting", 20)
+        os.write(fd, b"\\x03")
+        read_until(b"got INT", 20)
+        _, status = os.waitpid(pid, 0)
+        print(out.decode(errors="replace").replace("\\r", ""), "exit:", os.WEXITSTATUS(status))
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, builtBinary("swiftproc")]
+        process.currentDirectoryURL = app
+        let (out, err) = try runCapturingOutput(process)
+        #expect(await eventually(timeout: 60) { !process.isRunning })
+        #expect(out.text.contains("got INT"), "\(out.text)\(err.text)")
+        #expect(out.text.contains("exit: 9"), "\(out.text)")
+    }
+
     @Test func consoleRunsTheConsoleCommand() async throws {
         let app = try makeApp(["fly.toml": Self.fly])
         let r = try await runSwiftProc(["console"], in: app)
