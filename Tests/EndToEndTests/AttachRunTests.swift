@@ -80,10 +80,7 @@ import Darwin
           piped = "exec sleep 1000"
         """
 
-    func pid(_ name: String, in app: URL) async throws -> Int32? {
-        let r = try await runSwiftProc(["status", "--json"], in: app)
-        return try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8)).instances.first { $0.name == name }?.pid
-    }
+    func pid(_ name: String, in app: URL) async throws -> Int32? { try await instancePIDs(app)[name] }
 
     @Test func attachTypesIntoAnInstanceAndClosingTheTerminalLeavesItRunning() async throws {
         let app = try makeApp(["fly.toml": Self.fly, ".env": "FROM_DOTENV=dotenv-value\n"])

@@ -191,9 +191,7 @@ import Darwin
         let sp = try SwiftProc(["start", "--no-color"], in: app)
         #expect(await sp.waitFor("worker.1 started"))
         func counts() async throws -> [String: Int] {
-            let r = try await runSwiftProc(["status", "--json"], in: app)
-            let snapshot = try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8))
-            return Dictionary(uniqueKeysWithValues: snapshot.groups.map { ($0.name, $0.desired) })
+            Dictionary(uniqueKeysWithValues: try await statusSnapshot(app).groups.map { ($0.name, $0.desired) })
         }
         #expect(try await runSwiftProc(["scale", "count", "3", "--process-group", "worker"], in: app).status == 0)
         #expect(try await counts() == ["app": 1, "worker": 3])

@@ -169,3 +169,14 @@ func everything(startedBy supervisor: pid_t) -> Set<pid_t> {
     let children = Set(table.filter { $0.value.ppid == supervisor }.map(\.key))
     return Set(descendants(of: supervisor)).union(table.filter { children.contains($0.value.pgid) }.map(\.key))
 }
+
+/// `swiftproc status --json` of the app in `directory`.
+func statusSnapshot(_ directory: URL) async throws -> StatusSnapshot {
+    let r = try await runSwiftProc(["status", "--json"], in: directory)
+    return try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8))
+}
+
+/// Instance name → pid of the app's live instances.
+func instancePIDs(_ directory: URL) async throws -> [String: Int32] {
+    Dictionary(uniqueKeysWithValues: try await statusSnapshot(directory).instances.compactMap { i in i.pid.map { (i.name, $0) } })
+}

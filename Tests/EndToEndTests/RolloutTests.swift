@@ -73,13 +73,7 @@ import Darwin
         return App(dir: dir, proxyPort: proxyPort, basePort: basePort, sp: sp)
     }
 
-    func pids(_ app: App) async throws -> [String: Int32] {
-        let r = try await runSwiftProc(["status", "--json"], in: app.dir)
-        let snapshot = try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8))
-        var result: [String: Int32] = [:]
-        for i in snapshot.instances { if let pid = i.pid { result[i.name] = pid } }
-        return result
-    }
+    func pids(_ app: App) async throws -> [String: Int32] { try await instancePIDs(app.dir) }
 
     @Test func aRollingRestartWaitsForEachReplacementToBeReady() async throws {
         let app = try await startApp(bootDelay: 2)
@@ -161,11 +155,7 @@ import Darwin
         let dir = try makeApp(["fly.toml": toml("echo worker v1; exec sleep 1000", "old = \"exec sleep 1000\"")])
         let sp = try SwiftProc(["start", "--no-color"], in: dir)
         #expect(await sp.waitFor("old.1 started"))
-        func pids() async throws -> [String: Int32] {
-            let r = try await runSwiftProc(["status", "--json"], in: dir)
-            let s = try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8))
-            return Dictionary(uniqueKeysWithValues: s.instances.compactMap { i in i.pid.map { (i.name, $0) } })
-        }
+        func pids() async throws -> [String: Int32] { try await instancePIDs(dir) }
         let before = try await pids()
         // A bad edit changes nothing.
         try "[processes\nweb = 'x'\n".write(to: dir.appendingPathComponent("fly.toml"), atomically: true, encoding: .utf8)
@@ -257,9 +247,7 @@ import Darwin
         let sp = try SwiftProc(["start", "--no-color", "--no-timestamps", "-p", "7300"], in: dir)
         #expect(await sp.waitFor("worker on 7400"))
         func status() async throws -> [String: (pid: Int32?, port: Int?)] {
-            let r = try await runSwiftProc(["status", "--json"], in: dir)
-            let s = try JSONDecoder().decode(StatusSnapshot.self, from: Data(r.out.utf8))
-            return Dictionary(uniqueKeysWithValues: s.instances.map { ($0.name, ($0.pid, $0.port)) })
+            Dictionary(uniqueKeysWithValues: try await statusSnapshot(dir).instances.map { ($0.name, ($0.pid, $0.port)) })
         }
         let before = try await status()
         // A group added above the others: theirs keep their ports and processes.
