@@ -42,6 +42,8 @@ public final class RecentLines: @unchecked Sendable {
     // @unchecked: every mutable field is guarded by `lock`; the arena is only touched under it.
     public static let defaultCapacity = 10_000
     public static let defaultByteCapacity = 8 << 20
+    /// The most records a ring holds (`--log-lines` above it is refused by the CLI).
+    public static let maximumCapacity = 10_000_000
 
     public let capacity: Int
     public let byteCapacity: Int
@@ -79,10 +81,11 @@ public final class RecentLines: @unchecked Sendable {
     private var subscribers: [(subscriber: any LogSubscriber, filter: LogFilter)] = []
 
     public init(capacity: Int = RecentLines.defaultCapacity, byteCapacity: Int = RecentLines.defaultByteCapacity) {
-        self.capacity = max(capacity, 1)
-        self.byteCapacity = max(byteCapacity, 1)
+        // Bounded whatever the caller asks: the entries grow as lines arrive, never up front.
+        self.capacity = min(max(capacity, 1), RecentLines.maximumCapacity)
+        self.byteCapacity = min(max(byteCapacity, 1), 1 << 30)
         entries = []
-        entries.reserveCapacity(self.capacity)
+        entries.reserveCapacity(min(self.capacity, 1024))
         arena = UnsafeMutableRawPointer.allocate(byteCount: self.byteCapacity, alignment: 16)
     }
 

@@ -78,7 +78,11 @@ extension Supervisor {
     /// exists and is not a proxy's: groups are 100 ports apart, so group 1 at 101 instances would
     /// take group 2's first port.
     private func check(_ formation: [String: Int]) throws(ControlServiceError) {
-        let total = formation.values.reduce(0, +)
+        // Counts come from clients: add without trapping (a sum past Int.max is simply too many).
+        let total = formation.values.reduce(0) { sum, count in
+            let (next, overflow) = sum.addingReportingOverflow(max(0, count))
+            return overflow ? Int.max : next
+        }
         if total > plan.maxInstances {
             throw ControlServiceError("\(total) instances is more than this process can supervise (at most \(plan.maxInstances) with its open-file limit; raise `ulimit -n`)")
         }
@@ -87,8 +91,8 @@ extension Supervisor {
         for group in plan.groups {
             let count = formation[group.name] ?? 0
             guard count > 0 else { continue }
-            let last = group.basePort + count - 1
-            if last > 65535 {
+            let (last, overflow) = group.basePort.addingReportingOverflow(count - 1)
+            if overflow || last > 65535 {
                 throw ControlServiceError("\(group.name).\(count) would listen on port \(last), beyond 65535; use fewer instances or a lower base port (-p)")
             }
             for port in group.basePort...last {

@@ -50,7 +50,8 @@ public struct SupervisorControl: ControlService {
         let current = Formation(before.map { Formation.Entry(group: $0.group, count: $0.count) })
         let target: Formation
         do {
-            target = try FormationChange.parse(words, known: known, defaultGroup: defaultGroup).applied(to: current)
+            target = Self.saturatingApply(try FormationChange.parse(words, known: known, defaultGroup: defaultGroup),
+                                          to: current)
         } catch {
             return .failure(error.message)
         }
@@ -62,6 +63,23 @@ public struct SupervisorControl: ControlService {
         let after = await supervisor.formation
         let lines = zip(before, after).map { b, a in "\(b.group): \(b.count) → \(a.count)" }
         return ControlReply(message: lines.joined(separator: "\n"), status: await supervisor.snapshot())
+    }
+
+    /// `change` applied to `formation` with arithmetic that cannot trap: `web=+N` on a huge
+    /// count saturates at `Int.max` (which the supervisor then refuses as too many instances)
+    /// and never goes below 0 — a client's numbers must never crash the running app.
+    static func saturatingApply(_ change: FormationChange, to formation: Formation) -> Formation {
+        var result = formation
+        for item in change.items {
+            switch item.adjustment {
+            case .set(let n):
+                result[item.group] = max(0, n)
+            case .add(let d):
+                let (sum, overflow) = result[item.group].addingReportingOverflow(d)
+                result[item.group] = overflow ? (d > 0 ? Int.max : 0) : max(0, sum)
+            }
+        }
+        return result
     }
 
     public func logs(names: [String], lines: Int, subscriber: (any LogSubscriber)?) async throws(ControlServiceError) -> [LogRecord] {
