@@ -26,6 +26,8 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
     /// (``ControlClient/followLogs(_:onLine:)``); the message is the server's.
     case failed(String)
     case io(path: String, message: String)
+    /// The process listening on the socket runs as another user: not a swiftproc of ours.
+    case foreignServer(path: String, uid: UInt32?)
 
     public var description: String {
         switch self {
@@ -47,6 +49,9 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
             return message
         case let .io(path, message):
             return "cannot talk to swiftproc at \(ControlSocket.display(path)): \(message)"
+        case let .foreignServer(path, uid):
+            let who = uid.map { "uid \($0)" } ?? "an unknown user"
+            return "refusing to talk to the control socket at \(ControlSocket.display(path)): it is served by \(who), not by you (uid \(Sockets.effectiveUID))"
         }
     }
 }
@@ -150,6 +155,12 @@ public final class ControlClient: @unchecked Sendable {
             case EACCES, EPERM: throw .permissionDenied(path: path)
             default: throw .io(path: path, message: String(cString: strerror(result)))
             }
+        }
+        // Only a supervisor of our own user is trusted with requests and believed in its replies.
+        let server = Sockets.peerUID(fd)
+        guard server == Sockets.effectiveUID else {
+            Sockets.close(fd)
+            throw .foreignServer(path: path, uid: server.map { UInt32($0) })
         }
         lock.lock()
         activeFD = fd

@@ -28,7 +28,7 @@ public enum ControlServerError: Error, Sendable, Equatable, CustomStringConverti
         case let .notASocket(path):
             return "\(ControlSocket.display(path)) exists and is not a socket; refusing to replace it"
         case let .directory(path, message):
-            return "cannot create the control socket directory \(path): \(message)"
+            return message.hasPrefix("refusing") ? message : "cannot create the control socket directory \(path): \(message)"
         case let .socket(path, message):
             return "cannot create the control socket \(ControlSocket.display(path)): \(message)"
         case .alreadyStarted:
@@ -185,6 +185,16 @@ public final class ControlServer: @unchecked Sendable {
     private static func makeParentDirectory(of path: String) throws(ControlServerError) {
         let parent = (path as NSString).deletingLastPathComponent
         guard !parent.isEmpty else { return }
+        // The app's own `.swiftproc` must be ours alone and never a symlink (a socket planted
+        // in another user's directory would be trusted by every client).
+        if (parent as NSString).lastPathComponent == StateDirectory.name {
+            do {
+                try StateDirectory.prepare(path: parent)
+            } catch {
+                throw .directory(path: parent, message: error.description)
+            }
+            return
+        }
         var info = stat()
         if stat(parent, &info) == 0 {
             guard (info.st_mode & S_IFMT) == S_IFDIR else {

@@ -180,3 +180,14 @@ public enum Platform {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
+
+extension Platform {
+    /// Whether `entry` (`NAME=value`) is one of the environment strings `pid` started with
+    /// (`/proc/PID/environ`, which the kernel lets only the process's own user — or root — read).
+    /// nil where that cannot be known: no /proc (macOS), the process is gone, or not ours.
+    public static func environment(of pid: pid_t, contains entry: String) -> Bool? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
+        let wanted = Array(entry.utf8)
+        return data.split(separator: 0, omittingEmptySubsequences: true).contains { $0.elementsEqual(wanted) }
+    }
+}

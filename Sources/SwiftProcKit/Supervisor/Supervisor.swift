@@ -61,6 +61,9 @@ public actor Supervisor {
     private var stateWriteScheduled = false
     private var release: ReleasePhase?
     private var leftoversCleaned = false
+    /// Marks this run's children (``LeftoverProcesses/markerVariable``), so a later run kills
+    /// only process groups that provably were ours.
+    let ownerToken = LeftoverProcesses.makeToken()
     /// Whether the user (a signal, `swiftproc stop`) has asked to stop, as opposed to `--no-restart`.
     private var userAskedToStop = false
     /// SIGCHLD is how exits are noticed: Foundation's own notification waits for every process
@@ -187,6 +190,7 @@ public actor Supervisor {
         env["FLY_MACHINE_ID"] = inst.machineID
         env["FLY_ALLOC_ID"] = inst.machineID
         env["FLY_REGION"] = "local"
+        env[LeftoverProcesses.markerVariable] = ownerToken
         return env
     }
 
@@ -485,7 +489,7 @@ public actor Supervisor {
     private func writeStateFile() {
         stateWriteScheduled = false
         guard let file = plan.stateFile, phase != .finished else { return }
-        LeftoverProcesses.record(instances.compactMap { $0.isLive ? $0.pid : nil }, in: file)
+        LeftoverProcesses.record(instances.compactMap { $0.isLive ? $0.pid : nil }, token: ownerToken, in: file)
     }
 }
 
