@@ -250,3 +250,43 @@ import Darwin
         }
     }
 }
+
+/// Issue 13: the `logs` command's name column and each group's share of the ring.
+@Suite(.serialized) struct LogsHardeningTests {
+    private func barColumns(_ text: String) -> Set<Int> {
+        Set(text.split(separator: "\n").compactMap { line in line.firstIndex(of: "|").map { line.distance(from: line.startIndex, to: $0) } })
+    }
+
+    @Test func logsAlignsNamesFromTheFirstLine() async throws {
+        let app = try makeApp(["Procfile": "a: echo from-a; exec sleep 1000\nlongername: sleep 0.3; echo from-long; exec sleep 1000\n"])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("| from-long"))
+        let r = try await runSwiftProc(["logs", "--no-follow", "--no-timestamps", "--no-color"], in: app)
+        #expect(r.out.contains("from-a") && r.out.contains("from-long"))
+        #expect(barColumns(r.out).count == 1, "\(r.out)")
+        let follower = try SwiftProc(["logs", "--no-timestamps", "--no-color"], in: app)
+        #expect(await follower.waitFor("from-long"))
+        #expect(barColumns(follower.stdout.text).count == 1, "\(follower.stdout.text)")
+        follower.signal(SIGINT)
+        _ = await follower.waitForExit()
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+
+    @Test func aFloodingGroupDoesNotPushAQuietOneOutOfTheRing() async throws {
+        let app = try makeApp(["Procfile": """
+            quiet: echo quiet-1; echo quiet-2; echo quiet-3; exec sleep 1000
+            flood: sleep 0.3; i=0; while [ $i -lt 3000 ]; do echo flood-$i; i=$((i+1)); done; echo flood-done; exec sleep 1000
+
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "--no-tty", "--log-lines", "200"], in: app)
+        #expect(await sp.waitFor("| flood-done", timeout: 30))
+        let quiet = try await runSwiftProc(["logs", "--no-follow", "-n", "3", "quiet"], in: app)
+        #expect(quiet.status == 0, "\(quiet.err)")
+        #expect(quiet.out.contains("quiet-1") && quiet.out.contains("quiet-3"), "\(quiet.out)")
+        let flood = try await runSwiftProc(["logs", "--no-follow", "-n", "2", "flood"], in: app)
+        #expect(flood.out.contains("flood-done"), "\(flood.out)")
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+}

@@ -90,7 +90,9 @@ public final class ControlClient: @unchecked Sendable {
     /// then for each live line, until the server closes, `onLine` returns false, or
     /// ``cancel()`` is called. `dropped` markers arrive as lines with `dropped` set.
     /// Throws ``ControlClientError/failed(_:)`` when the server refuses (e.g. an unknown name).
-    public func followLogs(_ request: ControlRequest, onLine: (ControlLogLine) -> Bool) throws(ControlClientError) {
+    /// `onBacklog`, if given, sees the whole backlog first (e.g. to size a name column).
+    public func followLogs(_ request: ControlRequest, onBacklog: (([ControlLogLine]) -> Void)? = nil,
+                           onLine: (ControlLogLine) -> Bool) throws(ControlClientError) {
         var request = request
         request.command = .logs
         request.follow = true
@@ -99,6 +101,7 @@ public final class ControlClient: @unchecked Sendable {
         var reader = LineReader(fd: fd)
         let reply = try exchange(request, fd: fd, reader: &reader)
         guard reply.ok else { throw .failed(reply.error ?? "swiftproc refused the request") }
+        onBacklog?(reply.lines ?? [])
         for line in reply.lines ?? [] {
             guard onLine(line) else { return }
         }
