@@ -290,3 +290,23 @@ import Darwin
         #expect(await sp.waitForExit() == 0)
     }
 }
+
+/// Issue 13: a child that daemonizes itself outlived `stop`.
+@Suite(.serialized) struct EscapeTests {
+    @Test func aDaemonizedDescendantIsStoppedWithTheApp() async throws {
+        #if os(Linux)
+        let app = try makeApp(["Procfile": "web: setsid -f sh -c 'echo daemon=$$; exec sleep 1000' >&2; echo up; exec sleep 1000\n"])
+        let sp = try SwiftProc(["start", "--no-color"], in: app)
+        #expect(await sp.waitFor("daemon="))
+        let daemon = try #require(values("daemon", in: sp.stdout.text, lines: "daemon=").first.flatMap { pid_t($0) })
+        // It left the group and the session, and was re-parented to the supervisor.
+        #expect(getsid(daemon) == daemon)
+        #expect(await eventually { processTable()[daemon]?.ppid == sp.pid })
+        sp.signal(SIGINT)
+        _ = await sp.waitForExit()
+        #expect(kill(daemon, 0) != 0, "the daemon (pid \(daemon)) outlived swiftproc")
+        #expect(sp.stdout.text.contains("daemonized descendant"), "\(sp.stdout.text)")
+        if kill(daemon, 0) == 0 { kill(daemon, SIGKILL) }
+        #endif
+    }
+}

@@ -116,6 +116,8 @@ public actor Supervisor {
 
     private func watchChildren() {
         guard childSignal == nil else { return }
+        // Daemonized descendants (setsid + double fork) come back to us instead of init.
+        Platform.becomeChildSubreaper()
         childSignal = SignalSource(SIGCHLD) { [weak self] in
             Task { await self?.childrenChanged() }
         }
@@ -235,6 +237,30 @@ public actor Supervisor {
     func childrenChanged() {
         for inst in instances where inst.isLive {
             if let pid = inst.pid, let exit = Platform.peekExit(pid) { leaderExited(inst, exit) }
+        }
+        // Adopted orphans that exited are ours to reap (Foundation never waits for them).
+        for orphan in Platform.adoptedChildren() where orphan.isZombie { Platform.reap(orphan.pid) }
+    }
+
+    /// At the end of a stop: descendants that left their process group and session (daemonized)
+    /// and were re-parented to us as subreaper are killed too — nothing outlives swiftproc.
+    private func stopAdoptedDescendants() {
+        let strays = Platform.adoptedChildren()
+        let live = strays.filter { !$0.isZombie }
+        for stray in live {
+            kill(stray.pid, SIGKILL)
+            // A daemon that made its own session leads its own group: take its children too.
+            if getpgid(stray.pid) == stray.pid { Platform.signalGroup(stray.pid, SIGKILL) }
+        }
+        let deadline = Platform.monotonicSeconds() + 1
+        var pending = strays.map(\.pid)
+        while !pending.isEmpty && Platform.monotonicSeconds() < deadline {
+            pending.removeAll { Platform.reap($0) || kill($0, 0) != 0 }
+            if !pending.isEmpty { usleep(5_000) }
+        }
+        if !live.isEmpty {
+            let list = live.prefix(5).map { "\($0.command) (pid \($0.pid))" }.joined(separator: ", ")
+            log.system("stopped \(live.count) daemonized descendant\(live.count == 1 ? "" : "s") that had left its process group: \(list)")
         }
     }
 
@@ -456,6 +482,7 @@ public actor Supervisor {
     private func finishIfDone(force: Bool = false) {
         guard case .stopping = phase else { return }
         guard force || (unreaped.isEmpty && !instances.contains { $0.isLive || $0.pendingExit != nil }) else { return }
+        stopAdoptedDescendants()
         phase = .finished
         if hardKills > 0 {
             log.system("stopped; \(hardKills) process group\(hardKills == 1 ? " was" : "s were") killed with SIGKILL")
