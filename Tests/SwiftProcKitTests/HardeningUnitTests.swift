@@ -60,3 +60,17 @@ import Darwin
         #expect(SupervisorControl.saturatingApply(down, to: current)["web"] == 0)
     }
 }
+
+@Suite struct HardeningNumberTests {
+    @Test func hugeDurationsFormatWithoutTrapping() {
+        #expect(formatSeconds(Double(Int.max)) == "9223372036854775808s")
+        #expect(formatSeconds(.infinity) == "infs")
+        #expect(formatSeconds(300) == "300s")
+    }
+
+    @Test func aHugeKillTimeoutStillMakesAWatchdogScript() {
+        let script = Spawner.wrapperScript(for: SpawnRequest(command: "true", environment: [:], directory: URL(fileURLWithPath: "/"),
+                                                              usePTY: false, killSignal: SIGTERM, killTimeout: 1e300))
+        #expect(script.contains("-lt 864000 "))
+    }
+}

@@ -180,7 +180,8 @@ public final class Spawner: @unchecked Sendable {
     /// `sh: 1: …` whatever the wrapper looks like.
     static func wrapperScript(for request: SpawnRequest) -> String {
         let signal = Platform.signalName(request.killSignal).replacingOccurrences(of: "SIG", with: "")
-        let ticks = max(1, Int((request.killTimeout * 10).rounded(.up)))
+        // Bounded whatever the plan says (a day), so the conversion can never trap.
+        let ticks = max(1, Int((min(max(request.killTimeout, 0), 86_400) * 10).rounded(.up)))
         // After the kill signal, wait (in 0.1 s steps, up to kill_timeout) only while the group's
         // leader — `$$`, which the command became — is alive, then SIGKILL whatever is left.
         // SIGSTOP (or SIGKILL) as the kill signal would stop the watchdog itself: go straight to KILL.

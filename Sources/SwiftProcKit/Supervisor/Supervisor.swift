@@ -521,5 +521,7 @@ public actor Supervisor {
 }
 
 func formatSeconds(_ s: Double) -> String {
-    s == s.rounded() ? "\(Int(s))s" : String(format: "%.1fs", s)
+    // Durations come from flags (`--idle-timeout 9223372036854775807`): never trap converting.
+    guard s.isFinite, abs(s) < 1e15 else { return String(format: "%.0fs", s) }
+    return s == s.rounded() ? "\(Int(s))s" : String(format: "%.1fs", s)
 }
