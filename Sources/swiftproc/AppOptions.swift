@@ -40,8 +40,9 @@ enum AppOptions {
         try SupervisorPlan(config: config, options: runOptions(arguments))
     }
 
-    /// Prints the config's warnings to stderr, once, in file order.
-    static func printWarnings(_ config: AppConfig) {
+    /// Prints the config's warnings to stderr, once, in file order, then the plan's.
+    static func printWarnings(_ config: AppConfig, plan: SupervisorPlan? = nil) {
         for warning in config.warnings { printError(warning.rendered) }
+        if let problem = plan?.environmentProblem() { printError("warning: \(problem)") }
     }
 }

@@ -1,4 +1,10 @@
 import Foundation
+import SwiftProcKit
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One `swiftproc` subcommand: its name, help and behaviour. One file per command in Commands/.
 protocol Command {
@@ -70,7 +76,8 @@ struct Failure: Error, CustomStringConvertible {
     }
 }
 
-/// Writes to standard error without buffering.
+/// Writes to standard error without buffering. A closed stderr (`2>&1 | true`) loses the
+/// message but never kills swiftproc (FileHandle's `write` traps on EPIPE).
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+    Platform.writeAll(STDERR_FILENO, Array((text.hasSuffix("\n") ? text : text + "\n").utf8))
 }

@@ -13,16 +13,27 @@ enum Daemon {
     static let childMarker = "SWIFTPROC_DAEMON_CHILD"
 
     static func detach(appDirectory: URL, socketPath: String) throws -> Int32 {
+        // `.swiftproc` must be ours before anything is written to it.
+        let state: StateDirectory
+        do {
+            state = try StateDirectory.prepare(appDirectory: appDirectory.path)
+        } catch {
+            throw Failure("swiftproc start: \(error)")
+        }
         // Another supervisor here? Say so now rather than after a child failed.
+        if let owner = state.runningOwner() {
+            throw Failure("swiftproc start: swiftproc is already running in this directory (pid \(owner)); use `swiftproc stop` first")
+        }
         if let other = try? ControlClient(path: socketPath, timeout: 5).send(ControlRequest(command: .status)).status {
             throw Failure("swiftproc start: swiftproc is already running in this directory (pid \(other.pid)); use `swiftproc stop` first")
         }
-        let stateDir = appDirectory.appendingPathComponent(".swiftproc")
-        try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        let logURL = stateDir.appendingPathComponent("swiftproc.log")
-        let fd = open(logURL.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Failure("swiftproc start: cannot open \(logURL.path): \(String(cString: strerror(errno)))") }
+        let logURL = URL(fileURLWithPath: state.file("swiftproc.log"))
+        let fd: Int32
+        do {
+            fd = try state.open("swiftproc.log", flags: O_WRONLY | O_CREAT | O_APPEND)
+        } catch {
+            throw Failure("swiftproc start: \(error)")
+        }
         defer { close(fd) }
         let log = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
 

@@ -208,4 +208,15 @@ import Darwin
         sp.signal(SIGINT)
         #expect(await sp.waitForExit() == 0)
     }
+
+    @Test func checkWarnsAboutAnEnvironmentTooLargeToExec() async throws {
+        let app = try makeApp([
+            "fly.toml": "[processes]\n  app = 'exec sleep 1000'\n",
+            ".env": "HUGE=\(String(repeating: "x", count: 200_000))\n",
+        ])
+        let check = try await runSwiftProc(["check"], in: app)
+        #expect(check.status == 0)
+        #expect(check.err.contains("warning: app's environment is too large to start: HUGE is"), "\(check.err)")
+        #expect(try await runSwiftProc(["check", "--strict"], in: app).status == 1)
+    }
 }

@@ -64,8 +64,15 @@ func httpGet(port: Int, path: String = "/", timeout: Double = 10) -> (status: In
 final class LoadProgress: @unchecked Sendable {
     private let lock = NSLock()
     private var done = 0
+    private var held = false
     var completed: Int { lock.lock(); defer { lock.unlock() }; return done }
     func add() { lock.lock(); done += 1; lock.unlock() }
+    /// While held, ``load(port:path:count:concurrency:progress:)`` keeps sending past its count,
+    /// so a change that takes longer than planned (ThreadSanitizer's slowdown) still happens
+    /// under load.
+    var isHeld: Bool { lock.lock(); defer { lock.unlock() }; return held }
+    func hold() { lock.lock(); held = true; lock.unlock() }
+    func release() { lock.lock(); held = false; lock.unlock() }
 }
 
 /// `count` GETs from `concurrency` threads; the results in completion order.
@@ -84,7 +91,7 @@ func load(port: Int, path: String = "/", count: Int, concurrency: Int = 8,
             Thread {
                 while true {
                     work.lock.lock()
-                    guard work.next < count else {
+                    guard work.next < count || progress.isHeld else {
                         work.running -= 1
                         let done = work.running == 0
                         let all = work.results

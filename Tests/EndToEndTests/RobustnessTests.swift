@@ -61,22 +61,6 @@ import Darwin
         #expect(!sp.stdout.text.contains("app.1 started"))
     }
 
-    @Test func aSecondSupervisorWithAnotherSocketLeavesTheFirstOnesProcessesAlone() async throws {
-        let app = try makeApp(["Procfile": "web: echo up pid=$$; exec sleep 1000\n"])
-        let first = try SwiftProc(["start", "--no-color"], in: app)
-        #expect(await first.waitFor("up pid="))
-        let socket = app.appendingPathComponent("other.sock").path
-        let second = try SwiftProc(["start", "--no-color", "--socket", socket], in: app)
-        #expect(await second.waitFor("up pid="))
-        #expect(!second.stdout.text.contains("left over"), "\(second.stdout.text)")
-        #expect(!first.stdout.text.contains("killed by SIGKILL"), "\(first.stdout.text)")
-        second.signal(SIGINT)
-        #expect(await second.waitForExit() == 0)
-        #expect(first.process.isRunning)
-        first.signal(SIGINT)
-        #expect(await first.waitForExit() == 0)
-    }
-
     @Test func restartOverrideAppliesToAGroupWhosePolicyIsNever() async throws {
         let app = try makeApp(["fly.toml": """
             [processes]

@@ -105,15 +105,19 @@ import Darwin
     @Test func leftoversRecordedByACrashedRunAreStoppedOnTheNextStart() async throws {
         let app = try makeApp(["Procfile": "web: exec sleep 1000\n"])
         // A process group that a crashed supervisor recorded (and its watchdog somehow missed).
+        // Its children carry the crashed run's marker in their environment.
         let orphan = Process()
         orphan.executableURL = URL(fileURLWithPath: "/bin/sleep")
         orphan.arguments = ["1000"]
+        orphan.environment = ["SWIFTPROC_OWNER": "0123456789abcdef"]
         try orphan.run()
         let pid = orphan.processIdentifier
         let start = try #require(try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
             .split(separator: ")").last?.split(separator: " ")[19])
-        try FileManager.default.createDirectory(at: app.appendingPathComponent(".swiftproc"), withIntermediateDirectories: true)
-        try "\(pid) \(start)\n".write(to: app.appendingPathComponent(".swiftproc/children"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(at: app.appendingPathComponent(".swiftproc"), withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        try "owner 999999 1 0123456789abcdef\n\(pid) \(start)\n"
+            .write(to: app.appendingPathComponent(".swiftproc/children"), atomically: true, encoding: .utf8)
         let sp = try SwiftProc(["start", "--no-color"], in: app)
         #expect(await sp.waitFor("stopped 1 process group left over from an earlier run"))
         #expect(await eventually { !orphan.isRunning })

@@ -267,19 +267,48 @@ import Darwin
         #expect(await waitUntil { fixture.server.connectionCount == 0 })
     }
 
-    @Test func tooManyConnectionsAreToldSo() async throws {
+    @Test func tooManyBusyConnectionsAreToldSo() async throws {
         var options = ControlServer.Options()
         options.maxConnections = 2
         options.requestTimeout = 600
         let fixture = try await ServerFixture.start(options)
+        // Two followers hold both slots (busy, not silent: they are never evicted).
         let first = try await RawConnection.open(fixture.path)
         let second = try await RawConnection.open(fixture.path)
-        #expect(await waitUntil { fixture.server.connectionCount == 2 })
+        for c in [first, second] { _ = c.write(#"{"version":1,"command":"logs","follow":true,"lines":0}"# + "\n") }
+        #expect(await waitUntil { fixture.service.subscribers.count == 2 })
         let third = try await RawConnection.open(fixture.path)
         #expect(await third.readReply()?.error == "too many control connections; try again")
         first.close()
         second.close()
         #expect(await waitUntil { fixture.server.connectionCount == 0 })
         #expect(await fixture.pingWorks())
+    }
+
+    /// Issue 13: 64 connections that send nothing made every `status` fail or wait 10 s.
+    @Test func silentConnectionsNeverLockOutARealClient() async throws {
+        var options = ControlServer.Options()
+        options.maxConnections = 4
+        options.requestTimeout = 600
+        let fixture = try await ServerFixture.start(options)
+        let silent = try await (0..<4).asyncMap { _ in try await RawConnection.open(fixture.path) }
+        #expect(await waitUntil { fixture.server.connectionCount == 4 })
+        let startedAt = Date()
+        for _ in 0..<3 { #expect(await fixture.pingWorks()) }
+        #expect(Date().timeIntervalSince(startedAt) < 5)
+        // The oldest silent ones made room.
+        #expect(await silent[0].closedByServer())
+    }
+
+    @Test func theDefaultRequestTimeoutIsAFewSeconds() {
+        #expect(ControlServer.Options().requestTimeout <= 5)
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
     }
 }

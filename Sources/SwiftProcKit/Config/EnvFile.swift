@@ -26,8 +26,9 @@ public enum EnvFile {
     public static func parse(_ text: String, path: String) throws(ConfigError) -> [EnvVariable] {
         var parser = EnvParser(scalars: Array(text.unicodeScalars), path: path, lines: splitLines(text))
         var result: [EnvVariable] = []
+        var positions: [String: Int] = [:]
         while let variable = try parser.next() {
-            merge(variable, into: &result)
+            merge(variable, into: &result, positions: &positions)
         }
         return result
     }
@@ -40,6 +41,7 @@ public enum EnvFile {
     ///     when `false` (the default `.env`), a missing file is skipped.
     public static func load(_ paths: [String], relativeTo directory: String, required: Bool) throws(ConfigError) -> [EnvVariable] {
         var result: [EnvVariable] = []
+        var positions: [String: Int] = [:]
         for path in paths {
             let full = resolve(path, against: directory)
             guard FileManager.default.fileExists(atPath: full) else {
@@ -48,10 +50,21 @@ public enum EnvFile {
             }
             let text = try readText(atPath: full, displayPath: path)
             for variable in try parse(text, path: path) {
-                merge(variable, into: &result)
+                merge(variable, into: &result, positions: &positions)
             }
         }
         return result
+    }
+
+    /// `merge(_:into:)` in constant time: `positions` maps each name in `list` to its index.
+    /// (A linear search per line made a 40,000-line file take 12 s.)
+    static func merge(_ variable: EnvVariable, into list: inout [EnvVariable], positions: inout [String: Int]) {
+        if let i = positions[variable.name] {
+            list[i].value = variable.value
+        } else {
+            positions[variable.name] = list.count
+            list.append(variable)
+        }
     }
 
     static func merge(_ variable: EnvVariable, into list: inout [EnvVariable]) {

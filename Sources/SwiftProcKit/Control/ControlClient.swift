@@ -26,6 +26,8 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
     /// (``ControlClient/followLogs(_:onLine:)``); the message is the server's.
     case failed(String)
     case io(path: String, message: String)
+    /// The process listening on the socket runs as another user: not a swiftproc of ours.
+    case foreignServer(path: String, uid: UInt32?)
 
     public var description: String {
         switch self {
@@ -47,6 +49,9 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
             return message
         case let .io(path, message):
             return "cannot talk to swiftproc at \(ControlSocket.display(path)): \(message)"
+        case let .foreignServer(path, uid):
+            let who = uid.map { "uid \($0)" } ?? "an unknown user"
+            return "refusing to talk to the control socket at \(ControlSocket.display(path)): it is served by \(who), not by you (uid \(Sockets.effectiveUID))"
         }
     }
 }
@@ -109,7 +114,9 @@ public final class ControlClient: @unchecked Sendable {
     /// then for each live line, until the server closes, `onLine` returns false, or
     /// ``cancel()`` is called. `dropped` markers arrive as lines with `dropped` set.
     /// Throws ``ControlClientError/failed(_:)`` when the server refuses (e.g. an unknown name).
-    public func followLogs(_ request: ControlRequest, onLine: (ControlLogLine) -> Bool) throws(ControlClientError) {
+    /// `onBacklog`, if given, sees the whole backlog first (e.g. to size a name column).
+    public func followLogs(_ request: ControlRequest, onBacklog: (([ControlLogLine]) -> Void)? = nil,
+                           onLine: (ControlLogLine) -> Bool) throws(ControlClientError) {
         var request = request
         request.command = .logs
         request.follow = true
@@ -118,6 +125,7 @@ public final class ControlClient: @unchecked Sendable {
         var reader = LineReader(fd: fd)
         let reply = try exchange(request, fd: fd, reader: &reader)
         guard reply.ok else { throw .failed(reply.error ?? "swiftproc refused the request") }
+        onBacklog?(reply.lines ?? [])
         for line in reply.lines ?? [] {
             guard onLine(line) else { return }
         }
@@ -174,6 +182,12 @@ public final class ControlClient: @unchecked Sendable {
             case EACCES, EPERM: throw .permissionDenied(path: path)
             default: throw .io(path: path, message: String(cString: strerror(result)))
             }
+        }
+        // Only a supervisor of our own user is trusted with requests and believed in its replies.
+        let server = Sockets.peerUID(fd)
+        guard server == Sockets.effectiveUID else {
+            Sockets.close(fd)
+            throw .foreignServer(path: path, uid: server.map { UInt32($0) })
         }
         lock.lock()
         activeFD = fd

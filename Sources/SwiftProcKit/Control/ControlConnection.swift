@@ -27,6 +27,29 @@ final class ControlConnection: @unchecked Sendable {
     private var phase = Phase.reading
     private var serverStopped = false
 
+    /// When the server accepted it; the oldest silent connection is the first evicted.
+    let acceptedAt = DispatchTime.now().uptimeNanoseconds
+
+    /// If this connection is still waiting for its request, ends it (its thread then finishes
+    /// and leaves the server's table) and returns true; a connection being answered or following
+    /// logs is left alone.
+    func evictIfWaiting() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard phase == .reading, !evicted else { return false }
+        evicted = true
+        Sockets.shutdownBoth(fd)
+        return true
+    }
+
+    private var evicted = false
+
+    var isEvicted: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return evicted
+    }
+
     init(fd: Int32, server: ControlServer) {
         self.fd = fd
         self.service = server.service

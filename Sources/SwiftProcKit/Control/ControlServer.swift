@@ -28,7 +28,7 @@ public enum ControlServerError: Error, Sendable, Equatable, CustomStringConverti
         case let .notASocket(path):
             return "\(ControlSocket.display(path)) exists and is not a socket; refusing to replace it"
         case let .directory(path, message):
-            return "cannot create the control socket directory \(path): \(message)"
+            return message.hasPrefix("refusing") ? message : "cannot create the control socket directory \(path): \(message)"
         case let .socket(path, message):
             return "cannot create the control socket \(ControlSocket.display(path)): \(message)"
         case .alreadyStarted:
@@ -55,8 +55,11 @@ public enum ControlServerError: Error, Sendable, Equatable, CustomStringConverti
 public final class ControlServer: @unchecked Sendable {
     public struct Options: Sendable {
         /// How long a client may take to send its request line before it is disconnected.
-        public var requestTimeout: TimeInterval = 10
-        /// Connections served at once; more are told so and closed.
+        /// The CLI sends its request as soon as it connects, so a few seconds is plenty.
+        public var requestTimeout: TimeInterval = 3
+        /// Connections served at once. When all are taken, the oldest one that has not sent its
+        /// request yet is closed to make room, so silent connections never lock a real client
+        /// out; only when every slot is busy answering or following are newcomers told so.
         public var maxConnections = 64
         /// Bounds of a follower's queue; beyond them lines are dropped (and counted).
         public var followQueueRecords = 10_000
@@ -185,6 +188,16 @@ public final class ControlServer: @unchecked Sendable {
     private static func makeParentDirectory(of path: String) throws(ControlServerError) {
         let parent = (path as NSString).deletingLastPathComponent
         guard !parent.isEmpty else { return }
+        // The app's own `.swiftproc` must be ours alone and never a symlink (a socket planted
+        // in another user's directory would be trusted by every client).
+        if (parent as NSString).lastPathComponent == StateDirectory.name {
+            do {
+                try StateDirectory.prepare(path: parent)
+            } catch {
+                throw .directory(path: parent, message: error.description)
+            }
+            return
+        }
         var info = stat()
         if stat(parent, &info) == 0 {
             guard (info.st_mode & S_IFMT) == S_IFDIR else {
@@ -250,9 +263,19 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
+    /// Connections counted against the cap: all but those already evicted. Under `lock`.
+    private func activeLocked() -> Int {
+        connections.values.reduce(0) { $0 + ($1.isEvicted ? 0 : 1) }
+    }
+
     private func admit(_ fd: Int32) {
         lock.lock()
-        if stopping || connections.count >= options.maxConnections {
+        // Full: make room by evicting the oldest connection still waiting for its request.
+        // Evicted ones leave the table only when their thread ends, so they do not count.
+        if !stopping, activeLocked() >= options.maxConnections {
+            _ = connections.values.sorted { $0.acceptedAt < $1.acceptedAt }.first { $0.evictIfWaiting() }
+        }
+        if stopping || activeLocked() >= options.maxConnections {
             lock.unlock()
             let reply = ControlReply.failure("too many control connections; try again")
             Sockets.sendAll(fd, ControlConnection.encodeLine(reply), timeoutMilliseconds: 0)

@@ -42,6 +42,8 @@ public final class RecentLines: @unchecked Sendable {
     // @unchecked: every mutable field is guarded by `lock`; the arena is only touched under it.
     public static let defaultCapacity = 10_000
     public static let defaultByteCapacity = 8 << 20
+    /// The most records a ring holds (`--log-lines` above it is refused by the CLI).
+    public static let maximumCapacity = 10_000_000
 
     public let capacity: Int
     public let byteCapacity: Int
@@ -52,6 +54,16 @@ public final class RecentLines: @unchecked Sendable {
         var start: Int
         var length: Int32
         var source: Int32
+        /// Append order (``totalAppended`` when stored), to merge with the groups' reserves.
+        var sequence: Int
+    }
+
+    /// A line evicted from the arena but kept in its group's reserve.
+    struct Kept {
+        var time: Double
+        var source: Int32
+        var sequence: Int
+        var text: [UInt8]
     }
 
     struct Source: Hashable {
@@ -77,12 +89,23 @@ public final class RecentLines: @unchecked Sendable {
     private var sources: [Source] = []
     private var sourceIDs: [Source: Int32] = [:]
     private var subscribers: [(subscriber: any LogSubscriber, filter: LogFilter)] = []
+    /// Each group's share: when the arena evicts a line of a group that holds fewer than its
+    /// share of records, the line moves to that group's reserve instead of being lost, so one
+    /// flooding group cannot push a quiet one out of `swiftproc logs`. Source id → group id.
+    private var sourceGroup: [Int] = []
+    private var groupIDs: [String: Int] = [:]
+    /// Per group id: records in the arena, and the reserve (oldest first) with its byte count.
+    private var inArena: [Int] = []
+    private var arenaBytes: [Int] = []
+    private var reserves: [[Kept]] = []
+    private var reserveBytes: [Int] = []
 
     public init(capacity: Int = RecentLines.defaultCapacity, byteCapacity: Int = RecentLines.defaultByteCapacity) {
-        self.capacity = max(capacity, 1)
-        self.byteCapacity = max(byteCapacity, 1)
+        // Bounded whatever the caller asks: the entries grow as lines arrive, never up front.
+        self.capacity = min(max(capacity, 1), RecentLines.maximumCapacity)
+        self.byteCapacity = min(max(byteCapacity, 1), 1 << 30)
         entries = []
-        entries.reserveCapacity(self.capacity)
+        entries.reserveCapacity(min(self.capacity, 1024))
         arena = UnsafeMutableRawPointer.allocate(byteCount: self.byteCapacity, alignment: 16)
     }
 
@@ -169,6 +192,17 @@ public final class RecentLines: @unchecked Sendable {
         let id = Int32(sources.count)
         sources.append(source)
         sourceIDs[source] = id
+        if let group = groupIDs[source.group] {
+            sourceGroup.append(group)
+        } else {
+            let group = inArena.count
+            groupIDs[source.group] = group
+            sourceGroup.append(group)
+            inArena.append(0)
+            arenaBytes.append(0)
+            reserves.append([])
+            reserveBytes.append(0)
+        }
         return id
     }
 
@@ -185,7 +219,9 @@ public final class RecentLines: @unchecked Sendable {
             (arena + start % byteCapacity).copyMemory(from: src, byteCount: length)
         }
         writePosition = end
-        let entry = Entry(time: time, start: start, length: Int32(length), source: source)
+        let entry = Entry(time: time, start: start, length: Int32(length), source: source, sequence: appended)
+        inArena[sourceGroup[Int(source)]] += 1
+        arenaBytes[sourceGroup[Int(source)]] += length
         let slot = (head + stored) % capacity
         if slot == entries.count { entries.append(entry) } else { entries[slot] = entry }
         stored += 1
@@ -193,6 +229,28 @@ public final class RecentLines: @unchecked Sendable {
     }
 
     private func evictOldestLocked() {
+        let e = entries[head]
+        let group = sourceGroup[Int(e.source)]
+        inArena[group] -= 1
+        arenaBytes[group] -= Int(e.length)
+        let groups = max(1, inArena.count)
+        let shareRecords = max(1, capacity / (4 * groups))
+        let shareBytes = max(4096, byteCapacity / (4 * groups))
+        // Kept only when the group is below its share while another group holds more than a
+        // fair share: that one is pushing it out. A lone group simply rolls over.
+        if groups > 1, inArena[group] < shareRecords,
+           inArena.indices.contains(where: { $0 != group && (inArena[$0] > capacity / groups || arenaBytes[$0] > byteCapacity / groups) }) {
+            let text = Array(UnsafeRawBufferPointer(start: arena + e.start % byteCapacity, count: Int(e.length)))
+            reserves[group].append(Kept(time: e.time, source: e.source, sequence: e.sequence, text: text))
+            reserveBytes[group] += text.count
+            var drop = 0
+            while reserves[group].count - drop > max(1, shareRecords - inArena[group])
+                    || (reserveBytes[group] > shareBytes && reserves[group].count - drop > 1) {
+                reserveBytes[group] -= reserves[group][drop].text.count
+                drop += 1
+            }
+            if drop > 0 { reserves[group].removeFirst(drop) }
+        }
         head = (head + 1) % capacity
         stored -= 1
     }
@@ -204,7 +262,8 @@ public final class RecentLines: @unchecked Sendable {
     }
 
     private func snapshotLocked(last: Int?, filter: LogFilter) -> [LogRecord] {
-        let limit = min(last ?? stored, stored)
+        let kept = reserves.reduce(0) { $0 + $1.count }
+        let limit = min(last ?? (stored + kept), stored + kept)
         guard limit > 0 else { return [] }
         var matchingSource = [Bool](repeating: false, count: sources.count)
         for (i, s) in sources.enumerated() { matchingSource[i] = filter.matches(source: s.source, group: s.group) }
@@ -220,6 +279,18 @@ public final class RecentLines: @unchecked Sendable {
                 out.append(LogRecord(time: e.time, source: s.source, group: s.group, colorIndex: s.colorIndex, text: text))
             }
             i -= 1
+        }
+        // Older than everything in the arena: the matching groups' reserves, newest first.
+        if out.count < limit && kept > 0 {
+            var older: [Kept] = []
+            for reserve in reserves {
+                for k in reserve where matchingSource[Int(k.source)] { older.append(k) }
+            }
+            older.sort { $0.sequence > $1.sequence }
+            for k in older.prefix(limit - out.count) {
+                let s = sources[Int(k.source)]
+                out.append(LogRecord(time: k.time, source: s.source, group: s.group, colorIndex: s.colorIndex, text: k.text))
+            }
         }
         out.reverse()
         return out

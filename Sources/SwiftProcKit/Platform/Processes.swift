@@ -218,3 +218,53 @@ public enum Platform {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
+
+extension Platform {
+    /// Whether `entry` (`NAME=value`) is one of the environment strings `pid` started with
+    /// (`/proc/PID/environ`, which the kernel lets only the process's own user — or root — read).
+    /// nil where that cannot be known: no /proc (macOS), the process is gone, or not ours.
+    public static func environment(of pid: pid_t, contains entry: String) -> Bool? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
+        let wanted = Array(entry.utf8)
+        return data.split(separator: 0, omittingEmptySubsequences: true).contains { $0.elementsEqual(wanted) }
+    }
+}
+
+extension Platform {
+    /// The most bytes of arguments plus environment one `exec` accepts (`sysconf(_SC_ARG_MAX)`).
+    public static var execArgumentLimit: Int {
+        let value = sysconf(Int32(_SC_ARG_MAX))
+        return value > 0 ? value : 128 * 1024
+    }
+
+    /// The longest single argument or `NAME=value` string Linux execs (`MAX_ARG_STRLEN`, 32 pages);
+    /// macOS has no such per-string limit, only ``execArgumentLimit``.
+    public static var execStringLimit: Int {
+        #if os(Linux)
+        return 32 * Int(sysconf(Int32(_SC_PAGESIZE)))
+        #else
+        return execArgumentLimit
+        #endif
+    }
+
+    /// What an `exec` with these arguments and environment costs against ``execArgumentLimit``:
+    /// each string with its NUL plus one pointer. For `check`'s "environment too large" warning.
+    public static func execSize(arguments: [String], environment: [String: String]) -> Int {
+        let pointer = MemoryLayout<UnsafeRawPointer>.size
+        let args = arguments.reduce(0) { $0 + $1.utf8.count + 1 + pointer }
+        let env = environment.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 2 + pointer }
+        return args + env + pointer * 2
+    }
+
+    /// Whether `environment` alone can be exec'd: nil if so, else why not (one line).
+    public static func environmentExecProblem(_ environment: [String: String]) -> String? {
+        if let (name, value) = environment.first(where: { $0.key.utf8.count + $0.value.utf8.count + 1 >= execStringLimit }) {
+            return "\(name) is \(name.utf8.count + value.utf8.count + 1) bytes; one variable may be at most \(execStringLimit - 1)"
+        }
+        let size = execSize(arguments: [], environment: environment)
+        if size > execArgumentLimit - 4096 {
+            return "the environment is \(size) bytes; with the command it must fit in \(execArgumentLimit)"
+        }
+        return nil
+    }
+}

@@ -188,7 +188,9 @@ public final class TCPProxy: @unchecked Sendable {
         }
         stopped = true
         let open = Array(connections.values)
-        // Under the lock: the accept loop closes the pipe when it ends (after stopAccepting).
+        // Under the lock: the accept loop closes the wake pipe (and sets it to -1) under it too,
+        // so this byte never lands in a descriptor number that was closed and reused meanwhile.
+        // One byte into an empty pipe never blocks.
         if wake.write >= 0 {
             var byte: UInt8 = 1
             _ = write(wake.write, &byte, 1)

@@ -121,6 +121,16 @@ extension SupervisorPlan {
         try validate(Dictionary(uniqueKeysWithValues: groups.map { ($0.name, $0.count) }))
     }
 
+    /// Why an instance's environment could not be exec'd (a value over the kernel's limit, or
+    /// too much in all), checked on the largest one each group gets; nil when it fits.
+    public func environmentProblem() -> String? {
+        for group in groups {
+            let env = environment(group: group.name, index: Self.maximumPerGroup, port: 65535)
+            if let problem = Platform.environmentExecProblem(env) { return "\(group.name)'s environment is too large to start: \(problem)" }
+        }
+        return nil
+    }
+
     /// The region a run acts in without `primary_region` or `--region`.
     public static let localRegion = "local"
 

@@ -15,7 +15,7 @@ public enum SpawnError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .directoryMissing(let dir): return "directory \(dir) does not exist"
         case .outOfFileDescriptors: return "out of file descriptors (raise `ulimit -n` or run fewer instances)"
-        case .launchFailed(let why): return "could not launch /bin/sh: \(why)"
+        case .launchFailed(let why): return "could not start /bin/sh: \(why)"
         }
     }
 }
@@ -118,6 +118,7 @@ public final class Spawner: @unchecked Sendable {
         process.terminationHandler = { p in
             let exit: Platform.Exit = p.terminationReason == .uncaughtSignal
                 ? .signaled(p.terminationStatus) : .exited(p.terminationStatus)
+            p.terminationHandler = nil
             onExit(p.processIdentifier, exit)
         }
         do {
@@ -125,13 +126,52 @@ public final class Spawner: @unchecked Sendable {
         } catch {
             close(readFD)
             close(writeFD)
-            let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code ?? 0
-            if posix == Int(EMFILE) || posix == Int(ENFILE) { throw .outOfFileDescriptors }
-            throw .launchFailed(error.localizedDescription)
+            let code = Self.posixCode(of: error)
+            if code == EMFILE || code == ENFILE { throw .outOfFileDescriptors }
+            throw .launchFailed(Self.describe(code: code, error: error, arguments: process.arguments ?? []))
         }
+        // swift-corelibs-foundation never frees a launched Process (about 1.3 KB each), and with
+        // it whatever it holds: the environment and the script made it 5–10 KB per spawn, so a
+        // crash-looping worker grew the supervisor without bound. Nothing reads them after launch.
+        process.environment = nil
+        process.arguments = nil
+        process.standardInput = nil
+        process.standardOutput = nil
+        process.standardError = nil
         // Only the child may hold the write side, or EOF never comes.
         close(writeFD)
         return SpawnedChild(process: process, pid: process.processIdentifier, outputFD: readFD)
+    }
+
+    /// The errno behind a Foundation launch error (Foundation wraps it as NSCocoaErrorDomain 256
+    /// with the POSIX error underneath), or 0.
+    static func posixCode(of error: any Error) -> Int32 {
+        let ns = error as NSError
+        if ns.domain == NSPOSIXErrorDomain { return Int32(truncatingIfNeeded: ns.code) }
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return Int32(truncatingIfNeeded: underlying.code)
+        }
+        return 0
+    }
+
+    /// Why a launch failed, naming the cause instead of "NSCocoaErrorDomain error 256".
+    static func describe(code: Int32, error: any Error, arguments: [String]) -> String {
+        switch code {
+        case 0:
+            return "\(error)"
+        case E2BIG:
+            let size = Platform.execSize(arguments: arguments, environment: [:])
+            let longest = arguments.map(\.utf8.count).max() ?? 0
+            var why = "the environment and command are too large to exec (\(size) bytes; the limit is \(Platform.execArgumentLimit)"
+            if longest >= Platform.execStringLimit {
+                why += ", and one variable or argument is \(longest) bytes where \(Platform.execStringLimit) is the most"
+            }
+            return why + "): " + Platform.errorText(code)
+        case EAGAIN:
+            return "the system refused a new process (the per-user process limit, `ulimit -u`, or memory): " + Platform.errorText(code)
+        default:
+            return Platform.errorText(code)
+        }
     }
 
     /// The `sh -c` script: move the watchdog pipe to fd 3, start the watchdog loop (ignoring the
@@ -145,7 +185,8 @@ public final class Spawner: @unchecked Sendable {
     /// `sh: 1: …` whatever the wrapper looks like.
     static func wrapperScript(for request: SpawnRequest) -> String {
         let signal = Platform.signalName(request.killSignal).replacingOccurrences(of: "SIG", with: "")
-        let ticks = max(1, Int((request.killTimeout * 10).rounded(.up)))
+        // Bounded whatever the plan says (a day), so the conversion can never trap.
+        let ticks = max(1, Int((min(max(request.killTimeout, 0), 86_400) * 10).rounded(.up)))
         // After the kill signal, wait (in 0.1 s steps, up to kill_timeout) only while the group's
         // leader — `$$`, which the command became — is alive, then SIGKILL whatever is left.
         // SIGSTOP (or SIGKILL) as the kill signal would stop the watchdog itself: go straight to KILL.

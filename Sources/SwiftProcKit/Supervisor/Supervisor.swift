@@ -78,6 +78,9 @@ public actor Supervisor {
     /// The release command under way (before start, or for a deploy), so a shutdown cancels it.
     var release: ReleasePhase?
     private var leftoversCleaned = false
+    /// Marks this run's children (``LeftoverProcesses/markerVariable``), so a later run kills
+    /// only process groups that provably were ours.
+    let ownerToken = LeftoverProcesses.makeToken()
     /// Whether the user (a signal, `swiftproc stop`) has asked to stop, as opposed to `--no-restart`.
     private var userAskedToStop = false
     /// SIGCHLD is how exits are noticed: Foundation's own notification waits for every process
@@ -130,6 +133,8 @@ public actor Supervisor {
 
     private func watchChildren() {
         guard childSignal == nil else { return }
+        // Daemonized descendants (setsid + double fork) come back to us instead of init.
+        Platform.becomeChildSubreaper()
         childSignal = SignalSource(SIGCHLD) { [weak self] in
             Task { await self?.childrenChanged() }
         }
@@ -209,7 +214,10 @@ public actor Supervisor {
         spawnCount += 1
         inst.generation = spawnCount
         inst.startedAt = Platform.monotonicSeconds()
-        let request = SpawnRequest(command: group.command, environment: plan.environment(group: inst.group, index: inst.index, port: inst.port),
+        var environment = plan.environment(group: inst.group, index: inst.index, port: inst.port)
+        // Proof for a later run that a recorded process group is ours (see LeftoverProcesses).
+        environment[LeftoverProcesses.markerVariable] = ownerToken
+        let request = SpawnRequest(command: group.command, environment: environment,
                                    directory: plan.directory, usePTY: group.usePTY,
                                    killSignal: plan.killSignal, killTimeout: plan.killTimeout, inputFromTerminal: true)
         let (id, generation) = (inst.id, inst.generation)
@@ -249,6 +257,30 @@ public actor Supervisor {
     func childrenChanged() {
         for inst in instances where inst.isLive {
             if let pid = inst.pid, let exit = Platform.peekExit(pid) { leaderExited(inst, exit) }
+        }
+        // Adopted orphans that exited are ours to reap (Foundation never waits for them).
+        for orphan in Platform.adoptedChildren() where orphan.isZombie { Platform.reap(orphan.pid) }
+    }
+
+    /// At the end of a stop: descendants that left their process group and session (daemonized)
+    /// and were re-parented to us as subreaper are killed too — nothing outlives swiftproc.
+    private func stopAdoptedDescendants() {
+        let strays = Platform.adoptedChildren()
+        let live = strays.filter { !$0.isZombie }
+        for stray in live {
+            kill(stray.pid, SIGKILL)
+            // A daemon that made its own session leads its own group: take its children too.
+            if getpgid(stray.pid) == stray.pid { Platform.signalGroup(stray.pid, SIGKILL) }
+        }
+        let deadline = Platform.monotonicSeconds() + 1
+        var pending = strays.map(\.pid)
+        while !pending.isEmpty && Platform.monotonicSeconds() < deadline {
+            pending.removeAll { Platform.reap($0) || kill($0, 0) != 0 }
+            if !pending.isEmpty { usleep(5_000) }
+        }
+        if !live.isEmpty {
+            let list = live.prefix(5).map { "\($0.command) (pid \($0.pid))" }.joined(separator: ", ")
+            log.system("stopped \(live.count) daemonized descendant\(live.count == 1 ? "" : "s") that had left its process group: \(list)")
         }
     }
 
@@ -499,6 +531,7 @@ public actor Supervisor {
     private func finishIfDone(force: Bool = false) {
         guard case .stopping = phase else { return }
         guard force || (unreaped.isEmpty && !instances.contains { $0.isLive || $0.pendingExit != nil }) else { return }
+        stopAdoptedDescendants()
         phase = .finished
         if hardKills > 0 {
             log.system("stopped; \(hardKills) process group\(hardKills == 1 ? " was" : "s were") killed with SIGKILL")
@@ -532,10 +565,12 @@ public actor Supervisor {
     private func writeStateFile() {
         stateWriteScheduled = false
         guard let file = plan.stateFile, phase != .finished else { return }
-        LeftoverProcesses.record(instances.compactMap { $0.isLive ? $0.pid : nil }, in: file)
+        LeftoverProcesses.record(instances.compactMap { $0.isLive ? $0.pid : nil }, token: ownerToken, in: file)
     }
 }
 
 func formatSeconds(_ s: Double) -> String {
-    s == s.rounded() ? "\(Int(s))s" : String(format: "%.1fs", s)
+    // Durations come from flags (`--idle-timeout 9223372036854775807`): never trap converting.
+    guard s.isFinite, abs(s) < 1e15 else { return String(format: "%.0fs", s) }
+    return s == s.rounded() ? "\(Int(s))s" : String(format: "%.1fs", s)
 }

@@ -102,6 +102,7 @@ public struct SupervisorControl: ControlService {
         let current = Formation(before.map { Formation.Entry(group: $0.group, count: $0.count) })
         let target: Formation
         do {
+            // Amounts are bounded by the parser and sums saturate: no count can trap the supervisor.
             target = try FormationChange.parse(words, known: known, defaultGroup: defaultGroup).applied(to: current)
         } catch {
             return .failure(error.message)

@@ -48,10 +48,11 @@ enum CheckCommand: Command {
             print(renderPlan(report, showEnv: arguments.has("show-env")), terminator: "")
         }
         fflush(nil)
-        AppOptions.printWarnings(config)
+        AppOptions.printWarnings(config, plan: plan)
         try config.requireCommands()
-        if arguments.has("strict") && !config.warnings.isEmpty {
-            printError("swiftproc check: \(config.warnings.count) warning\(config.warnings.count == 1 ? "" : "s") (--strict)")
+        let count = config.warnings.count + (plan.environmentProblem() == nil ? 0 : 1)
+        if arguments.has("strict") && count > 0 {
+            printError("swiftproc check: \(count) warning\(count == 1 ? "" : "s") (--strict)")
             return 1
         }
         return 0

@@ -43,13 +43,14 @@ enum LogsCommand: Command {
         if follow {
             let stop = SignalSource(SIGINT) { client.cancel() }
             defer { withExtendedLifetime(stop) {} }
-            try client.followLogs(request) { line in
+            try client.followLogs(request, onBacklog: printer.registerNames) { line in
                 printer.print(line)
                 return !writer.isBroken
             }
         } else {
             let reply = try client.send(request)
             guard reply.ok else { throw Failure("swiftproc logs: \(reply.error ?? "failed")") }
+            printer.registerNames(reply.lines ?? [])
             for line in reply.lines ?? [] { printer.print(line) }
         }
         writer.flush()
@@ -65,6 +66,12 @@ final class LogPrinter: @unchecked Sendable {
     init(style: LogStyle, writer: LogWriter) {
         self.formatter = LogFormatter(style: style)
         self.writer = writer
+    }
+
+    /// Sizes the name column for every name in `lines` before the first is printed, so the
+    /// first line is aligned with the last (the column used to widen as wider names appeared).
+    func registerNames(_ lines: [ControlLogLine]) {
+        for name in Set(lines.map(\.source)) { _ = formatter.register(name: name) }
     }
 
     func print(_ line: ControlLogLine) {

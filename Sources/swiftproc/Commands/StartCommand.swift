@@ -69,7 +69,7 @@ enum StartCommand: Command {
         let config = try AppOptions.loadConfig(arguments)
         var plan = try AppOptions.plan(config, arguments)
         let isDaemonChild = ProcessInfo.processInfo.environment[Daemon.childMarker] != nil
-        if !isDaemonChild { AppOptions.printWarnings(config) }
+        if !isDaemonChild { AppOptions.printWarnings(config, plan: plan) }
         plan.environment.removeValue(forKey: Daemon.childMarker)
         plan.maxInstances = SupervisorPlan.instanceBudget(openFiles: Platform.raiseOpenFileLimit())
         // Every flag is checked before a daemon detaches, so mistakes are reported here.
@@ -77,7 +77,9 @@ enum StartCommand: Command {
         if arguments.has("no-color") { style.color = false }
         if arguments.has("no-timestamps") { style.timestamps = false }
         let ringCapacity = try arguments.value("log-lines").map { text in
-            guard let n = Int(text), n > 0 else { throw UsageError(message: "--log-lines needs a positive number, not \"\(text)\"", command: name) }
+            guard let n = Int(text), (1...RecentLines.maximumCapacity).contains(n) else {
+                throw UsageError(message: "--log-lines needs a number from 1 to \(RecentLines.maximumCapacity), not \"\(text)\"", command: name)
+            }
             return n
         } ?? RecentLines.defaultCapacity
         let socketPath = ControlSocket.path(appDirectory: plan.directory.path, override: arguments.value("socket"),
@@ -85,6 +87,15 @@ enum StartCommand: Command {
         if arguments.has("daemon") && !isDaemonChild {
             return try Daemon.detach(appDirectory: plan.directory, socketPath: socketPath)
         }
+        // One supervisor per directory: `.swiftproc` checked (ours, 0700, no symlink) and its lock
+        // taken before anything is written, listened on or spawned.
+        let appLock: AppLock
+        do {
+            appLock = try StateDirectory.prepare(appDirectory: plan.directory.path).lock()
+        } catch {
+            throw Failure("swiftproc start: \(error)")
+        }
+        defer { withExtendedLifetime(appLock) {} }
 
         let logs = LogMultiplexer(output: STDOUT_FILENO, style: style, ringCapacity: ringCapacity)
         defer {
