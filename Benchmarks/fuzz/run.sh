@@ -8,9 +8,8 @@
 #   Benchmarks/fuzz/run.sh                    # every target, 60 s each
 #   FUZZ_SECONDS=600 Benchmarks/fuzz/run.sh toml control
 #
-# Adding a target (e.g. the Dockerfile reader): put `targets/NAME.swift` defining
-# LLVMFuzzerTestOneInput next to the others, and seed it in seed_NAME below (or leave it
-# unseeded). Nothing else changes.
+# Adding a target: put `targets/NAME.swift` defining LLVMFuzzerTestOneInput next to the others,
+# and seed it in seed_NAME below (or leave it unseeded). Nothing else changes.
 set -eu
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -31,6 +30,7 @@ build_modules() {
 seed_toml() { find samples Tests -name '*.toml'; }
 seed_envfile() { find samples -name '.env*'; printf 'A=1\nB="x\\ny"\nexport C='"'"'z'"'"' # c\n' > "$1/hand.env"; }
 seed_procfile() { find samples -name 'Procfile*'; }
+seed_dockerfile() { find Tests/Fixtures -name 'Dockerfile*'; }
 seed_control() {
   for l in '{"version":1,"command":"status"}' '{"version":1,"command":"scale","arguments":["web=+1","worker=-2"]}' \
            '{"version":1,"command":"logs","arguments":["web.1"],"lines":5,"follow":true}' '{"version":1,"command":"restart"}'; do
