@@ -157,11 +157,12 @@ public struct Plan: Codable, Sendable, Equatable {
         releaseCommandTimeoutSeconds = DurationText.seconds(config.releaseCommandTimeout)
         envFiles = config.envFiles
 
+        // `.env` over `[env]`, first-seen order; an index keeps 40,000-line files linear.
         var env: [EnvEntry] = []
-        for v in config.env { env.append(EnvEntry(name: v.name, source: "env", value: showEnv ? v.value : nil)) }
-        for v in config.dotenv {
-            let entry = EnvEntry(name: v.name, source: "dotenv", value: showEnv ? v.value : nil)
-            if let i = env.firstIndex(where: { $0.name == v.name }) { env[i] = entry } else { env.append(entry) }
+        var position: [String: Int] = [:]
+        for (v, source) in config.env.map({ ($0, "env") }) + config.dotenv.map({ ($0, "dotenv") }) {
+            let entry = EnvEntry(name: v.name, source: source, value: showEnv ? v.value : nil)
+            if let i = position[v.name] { env[i] = entry } else { position[v.name] = env.count; env.append(entry) }
         }
         self.env = env
 
