@@ -17,7 +17,7 @@ app=$(mktemp -d)
 trap 'cd /; [ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null; sleep 1; rm -rf "$app"' EXIT
 printf 'app: exec sleep 1000\n' > "$app/Procfile"
 cd "$app"
-"$SWIFTPROC" start --no-color -m app=0 >/dev/null 2>&1 &
+"$SWIFTPROC" start --no-color --log-lines ${LOG_LINES:-10000} -m app=0 >/dev/null 2>&1 &
 pid=$!
 i=0
 while ! "$SWIFTPROC" status >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 200 ] && { echo "no supervisor" >&2; exit 1; }; sleep 0.05; done

@@ -62,3 +62,27 @@ import Darwin
         #expect(try FormationChange.parse(["web=-100"], known: ["web"]).applied(to: Formation([.init(group: "web", count: 3)]))["web"] == 0)
     }
 }
+
+/// Foundation on Linux keeps a launched Process alive (it and its run-loop source hold each
+/// other) until `waitUntilExit()` runs; `Supervisor.release` does that once it has ended, so a
+/// crash-looping group does not grow the supervisor by a Process per spawn.
+@Suite struct ProcessReleaseTests {
+    @Test func aReapedProcessIsFreedOnceReleased() async throws {
+        weak var released: Process?
+        do {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/true")
+            let done = DispatchSemaphore(value: 0)
+            process.terminationHandler = { _ in done.signal() }
+            try process.run()
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                Thread { done.wait(); c.resume() }.start()
+            }
+            #expect(await eventually { !process.isRunning })
+            Supervisor.release(process)
+            released = process
+        }
+        // Without the release, Foundation's own cycle keeps it (measured: ~1.5 KB a spawn).
+        #expect(await eventually { released == nil })
+    }
+}

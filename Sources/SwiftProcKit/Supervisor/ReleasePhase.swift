@@ -68,7 +68,9 @@ public final class ReleasePhase: @unchecked Sendable {
         // The watchdog and any leftovers of the release command go with it.
         Platform.signalGroup(child.pid, SIGKILL)
         _ = setPID(nil)
-        withExtendedLifetime(child.process) {}
+        // Foundation may not have reaped it yet; release it once it has (see Supervisor.release).
+        let process = child.process
+        Task.detached { while process.isRunning { try? await Task.sleep(nanoseconds: 50_000_000) }; Supervisor.release(process) }
         // Its last lines come before the verdict.
         let flushDeadline = Platform.monotonicSeconds() + 1
         while !outputClosed.get() && Platform.monotonicSeconds() < flushDeadline {
