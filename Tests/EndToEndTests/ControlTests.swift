@@ -216,10 +216,12 @@ import Darwin
             burst: echo waiting; while [ ! -e go ]; do sleep 0.05; done; awk 'BEGIN { for (i = 1; i <= 200000; i++) print "n " i }'; while [ ! -e go2 ]; do sleep 0.05; done; echo after-resume; exec sleep 1000
             """])
         let sp = try SwiftProc(["start", "--no-color", "--no-timestamps", "--no-tty"], in: app)
-        #expect(await sp.waitFor("burst.1 | waiting"))
-        let follower = try SwiftProc(["logs", "-n", "1", "--no-timestamps", "--no-color"], in: app)
+        #expect(await sp.waitFor("burst.1 | waiting", timeout: 30))
+        // A few lines of backlog, so a system line logged after "waiting" cannot hide it; the
+        // deadlines are generous for ThreadSanitizer's slow start-up, never slept through.
+        let follower = try SwiftProc(["logs", "-n", "5", "--no-timestamps", "--no-color"], in: app)
         // The backlog line arrives only after the follower is subscribed.
-        #expect(await follower.waitFor("burst.1 | waiting"))
+        #expect(await follower.waitFor("burst.1 | waiting", timeout: 30), "\(follower.stdout.text)\(follower.stderr.text)")
         follower.signal(SIGSTOP)
         try Data().write(to: app.appendingPathComponent("go"))
         let last = Array("burst.1 | n 200000\n".utf8)

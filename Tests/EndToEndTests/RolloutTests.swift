@@ -184,10 +184,11 @@ import Darwin
     @Test func startWatchDeploysWhenAFileChanges() async throws {
         let dir = try makeApp(["fly.toml": "[processes]\n  app = \"echo v1 $GREETING; exec sleep 1000\"\n", ".env": "GREETING=hi\n"])
         let sp = try SwiftProc(["start", "--no-color", "--watch"], in: dir)
-        #expect(await sp.waitFor("v1 hi"))
+        #expect(await sp.waitFor("v1 hi", timeout: 30))
+        #expect(await sp.waitFor("a change deploys", timeout: 30))
         try "GREETING=hello\n".write(to: dir.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
-        #expect(await sp.waitFor("app: env changed — rolling restart", timeout: 15), "\(sp.stdout.text)")
-        #expect(await sp.waitFor("v1 hello"))
+        #expect(await sp.waitFor("app: env changed — rolling restart", timeout: 30), "\(sp.stdout.text)")
+        #expect(await sp.waitFor("v1 hello", timeout: 30))
         sp.signal(SIGINT)
         #expect(await sp.waitForExit() == 0)
     }

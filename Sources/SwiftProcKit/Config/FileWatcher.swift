@@ -44,8 +44,11 @@ public final class FileWatcher: @unchecked Sendable {
     /// Calls `onChange` (on a task of its own, one call at a time) after each settled change.
     public func start(_ onChange: @escaping @Sendable () async -> Void) {
         let (interval, settle) = (self.interval, self.settle)
+        // The baseline is taken now, not when the task first runs: a change made right after
+        // `start` returns is a change.
+        let initial = signatures()
         let watched = Task { [self] in
-            var last = signatures()
+            var last = initial
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
                 var now = signatures()
