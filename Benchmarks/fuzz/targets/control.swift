@@ -10,7 +10,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let known = ["web", "worker"]
         let current = Formation([.init(group: "web", count: 3), .init(group: "worker", count: Int.max)])
         if let change = try? FormationChange.parse(request.arguments, known: known, defaultGroup: "web") {
-            _ = SupervisorControl.saturatingApply(change, to: current)
+            _ = change.applied(to: current)
         }
     case .failure(let error):
         _ = error.message
