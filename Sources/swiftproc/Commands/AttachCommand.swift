@@ -53,7 +53,7 @@ enum AttachCommand: Command {
 
         let saved = Terminal.enterRawMode(STDIN_FILENO)
         defer { if let saved { Terminal.restore(STDIN_FILENO, saved) } }
-        writeAll(STDOUT_FILENO, connection.initial)
+        Platform.writeAll(STDOUT_FILENO, connection.initial)
 
         var ended = "detached from \(target)"
         var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
@@ -68,24 +68,24 @@ enum AttachCommand: Command {
                     ended = "\(target) ended (its process exited, or swiftproc stopped); detached"
                     break
                 }
-                writeAll(STDOUT_FILENO, Array(buffer[0..<n]))
+                Platform.writeAll(STDOUT_FILENO, Array(buffer[0..<n]))
             }
             if fds[0].revents != 0 {
                 let n = read(STDIN_FILENO, &buffer, buffer.count)
                 if n <= 0 { break } // the terminal closed: detach
                 let typed = Array(buffer[0..<n])
                 if let escape = typed.firstIndex(of: detachKey) {
-                    if escape > 0 { writeAll(fd, AttachFrame.encode(AttachFrame.input, Array(typed[..<escape]))) }
-                    writeAll(fd, AttachFrame.encode(AttachFrame.detach, []))
+                    if escape > 0 { Platform.writeAll(fd, AttachFrame.encode(AttachFrame.input, Array(typed[..<escape]))) }
+                    Platform.writeAll(fd, AttachFrame.encode(AttachFrame.detach, []))
                     break loop
                 }
-                writeAll(fd, AttachFrame.encode(AttachFrame.input, typed))
+                Platform.writeAll(fd, AttachFrame.encode(AttachFrame.input, typed))
             }
             if fds[2].revents != 0 {
                 var sink = [UInt8](repeating: 0, count: 64)
                 _ = read(winch[0], &sink, sink.count)
                 if let size = Terminal.windowSize(STDOUT_FILENO) {
-                    writeAll(fd, AttachFrame.resize(rows: size.rows, columns: size.columns))
+                    Platform.writeAll(fd, AttachFrame.resize(rows: size.rows, columns: size.columns))
                 }
             }
         }
@@ -105,11 +105,4 @@ enum AttachCommand: Command {
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
-        }
-    }
 }
