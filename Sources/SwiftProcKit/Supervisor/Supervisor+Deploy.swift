@@ -171,7 +171,8 @@ extension Supervisor {
 
     /// What changes for each group between two plans. A group's effective config is its command,
     /// its environment (the app's, and what Fly sets per machine), restart policy, kill settings,
-    /// checks, the services in front of it, its ports and its terminal.
+    /// checks, the services in front of it, its terminal and vm. (Not its ports: ``keepPorts``
+    /// has already made them the running ones.)
     static func changes(from old: SupervisorPlan, to new: SupervisorPlan, services: [String: [String]]) -> [String: GroupChange] {
         var result: [String: GroupChange] = [:]
         for name in old.groups.map(\.name) where !new.groups.contains(where: { $0.name == name }) { result[name] = .removed }
@@ -195,7 +196,6 @@ extension Supervisor {
             }
             let newServices = new.services.filter { $0.groups.contains(g.name) }.map { "\($0.listenPort.map(String.init) ?? "-")" }
             if (services[g.name] ?? []).sorted() != newServices.sorted() { why.append("services") }
-            if before.basePort != g.basePort { why.append("ports") }
             if before.usePTY != g.usePTY { why.append("terminal") }
             if before.memoryMB != g.memoryMB { why.append("vm") }
             result[g.name] = why.isEmpty ? .unchanged : .changed(why)
