@@ -33,6 +33,12 @@ import Darwin
         return mask & (1 << UInt64(signal - 1)) != 0
     }
 
+    private func pids(_ s: Supervisor, _ group: String) async -> [Int: pid_t] {
+        var out: [Int: pid_t] = [:]
+        for i in await s.snapshot().instances where i.group == group { if let p = i.pid { out[i.index] = p } }
+        return out
+    }
+
     @Test func linesOfTheProtocol() {
         #expect(GroupWatchdog.addLine(pgid: 1234, signal: SIGTERM, timeout: 5) == "add 1234 TERM 50\n")
         #expect(GroupWatchdog.addLine(pgid: 7, signal: SIGINT, timeout: 0.25) == "add 7 INT 3\n")
@@ -168,5 +174,39 @@ import Darwin
         #expect(victim.isRunning, "no line recorded it")
         #expect(!FileManager.default.fileExists(atPath: marker))
         kill(pgid, SIGKILL)
+    }
+
+    /// The spawner's children are recorded; one that exited is forgotten once reaped, and the
+    /// supervisor forgets an instance's group as soon as it handled its exit.
+    @Test func exitedChildrenAreForgotten() async throws {
+        let spawner = try Spawner()
+        let done = CallCounter()
+        let child = try spawner.spawn(SpawnRequest(command: "exec sleep 1000", environment: ProcessInfo.processInfo.environment,
+                                                   directory: URL(fileURLWithPath: "/tmp"), usePTY: false)) { _, _ in done.increment() }
+        #expect(spawner.watchdog.watchedGroups == [child.pid])
+        #expect(child.watched.pgid == child.pid)
+        Platform.signalGroup(child.pid, SIGKILL)
+        close(child.outputFD)
+        #expect(await eventually { done.value == 1 })
+        #expect(spawner.watchdog.watchedGroups.isEmpty)
+        spawner.stopWatchdog()
+        #expect(spawner.watchdog.helperPID == nil)
+
+        let log = CapturingLog()
+        var once = SupervisorPlan.Group(name: "once", command: "exit 3", count: 1, basePort: 7300, usePTY: false)
+        once.restart = .init(mode: .never, retries: 0)
+        let s = try Supervisor(plan: testPlan([
+            once, .init(name: "long", command: "exec sleep 1000", count: 1, basePort: 7400, usePTY: false),
+        ]), log: log)
+        await s.start()
+        #expect(await eventually { await s.snapshot().instances.first { $0.name == "once.1" }?.state == "exited" })
+        let long = try #require(await pids(s, "long")[1])
+        #expect(s.spawner.watchdog.watchedGroups == [long])
+        let helper = try #require(s.spawner.watchdog.helperPID)
+        await s.shutdown(reason: nil)
+        #expect(await s.waitUntilFinished() == 0)
+        #expect(s.spawner.watchdog.watchedGroups.isEmpty)
+        #expect(s.spawner.watchdog.helperPID == nil)
+        #expect(await eventually(timeout: 5) { !isAlive(helper) }, "a normal shutdown ends the helper")
     }
 }
