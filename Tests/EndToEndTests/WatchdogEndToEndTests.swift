@@ -95,4 +95,16 @@ import Darwin
         let took = Date().timeIntervalSince(killedAt)
         #expect(took >= 1.8 && took < 6, "SIGKILL after kill_timeout (2 s): \(took) s")
     }
+
+    @Test func aOneOffCommandIsStoppedWhenSwiftprocRunIsKilled() async throws {
+        let app = try makeApp(["Procfile": "web: exec sleep 1000\n"])
+        let run = try SwiftProc(["run", "sh", "-c", "echo pid=$$; exec sleep 1000"], in: app)
+        let pid = try #require(await eventually { !values("pid", in: run.stdout.text, lines: "pid=").isEmpty }
+            ? values("pid", in: run.stdout.text, lines: "pid=").first.flatMap { pid_t($0) } : nil)
+        #expect(await eventually { helpers(of: run.pid).count == 1 })
+        let tree = everything(startedBy: run.pid)
+        #expect(tree.contains(pid) && tree.count == 2)
+        run.signal(SIGKILL)
+        #expect(await eventually(timeout: 5) { processTable().keys.filter { tree.contains($0) }.isEmpty })
+    }
 }
