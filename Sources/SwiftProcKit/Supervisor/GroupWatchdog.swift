@@ -186,6 +186,8 @@ public final class GroupWatchdog: @unchecked Sendable {
     /// ``watch(pgid:signal:timeout:)`` starts a new one.
     public func close(waitingUpTo seconds: Double = 1) {
         lock.lock()
+        // A `del` still waiting for room must reach the helper before EOF does.
+        flush()
         let ending = helper
         helper = nil
         records.removeAll()
