@@ -238,6 +238,24 @@ public final class BackendPool: @unchecked Sendable {
     private func changed() {
         generation &+= 1
         condition.broadcast()
+        for observer in observers { observer() }
+    }
+
+    /// Called, with the pool's lock held, on every change a waiting client may care about. An
+    /// observer must not call back into the pool (the proxy only schedules work on its loops).
+    private var observers: [@Sendable () -> Void] = []
+
+    func observeChanges(_ observer: @escaping @Sendable () -> Void) {
+        condition.lock()
+        observers.append(observer)
+        condition.unlock()
+    }
+
+    /// The generation now; a client that found no backend at an older one looks again.
+    var currentGeneration: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return generation
     }
 
     private func available(_ backend: Backend) -> Bool {
