@@ -91,6 +91,11 @@ public final class TCPProxy: @unchecked Sendable {
         self.admission = admission
     }
 
+    deinit {
+        // Dropped without ``stop()``: the listener must not outlive it on its loop.
+        if let listener { listener.loop.execute { listener.close() } }
+    }
+
     /// Binds 127.0.0.1:`port` and starts accepting (once: a stopped proxy is not restarted).
     /// Throws ``ProxyError`` when the port is taken.
     public func start() throws {
@@ -289,7 +294,8 @@ public final class TCPProxy: @unchecked Sendable {
 final class ProxyListener: LoopHandler, @unchecked Sendable {
     let loop: ProxyLoop
     private let fd: Int32
-    private unowned let proxy: TCPProxy
+    /// Weak: a proxy dropped without ``TCPProxy/stop()`` closes its listener from `deinit`.
+    private weak var proxy: TCPProxy?
     // Loop thread only.
     private var closed = false
     private var retryAt = Double.infinity
@@ -311,6 +317,7 @@ final class ProxyListener: LoopHandler, @unchecked Sendable {
 
     func handle(_ event: PollEvent) {
         guard !closed else { return }
+        guard let proxy else { return close() }
         while true {
             guard proxy.admit() else {
                 // At the connection limit: leave clients in the backlog until one closes.
