@@ -245,6 +245,53 @@ for rep in range(REPS):
                   f" wrk {r['wrk_cpu']:.2f} s; others {r['others']:3.0f}%" + (f"  timeouts {r['timeouts']}" if r["timeouts"] else ""),
                   file=sys.stderr)
 
+# ---------------------------------------------------------------- idle and slowloris clients
+
+def fds_of(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+def wait_until(cond, timeout=30):
+    deadline = b.now() + timeout
+    while not cond():
+        if b.now() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+IDLE_CLIENTS = int(os.environ.get("IDLE_CLIENTS", "500"))
+SLOW_CLIENTS = int(os.environ.get("SLOW_CLIENTS", "300"))
+crowd = {"baseline": (b.threads(sp.pid), fds_of(sp.pid), b.status_kb(sp.pid, "VmRSS"))}
+idle = []
+for _ in range(IDLE_CLIENTS):
+    c = socket.create_connection(("127.0.0.1", PROXY_PORT), timeout=5)
+    idle.append(c)
+base_fds = crowd["baseline"][1]
+if not wait_until(lambda: fds_of(sp.pid) >= base_fds + 2 * IDLE_CLIENTS):
+    raise SystemExit(f"the proxy did not take {IDLE_CLIENTS} idle clients: {fds_of(sp.pid)} descriptors")
+crowd[f"{IDLE_CLIENTS} idle clients"] = (b.threads(sp.pid), fds_of(sp.pid), b.status_kb(sp.pid, "VmRSS"))
+# Slowloris: a request header that never ends, a byte every 0.2 s, for 3 s.
+slow = []
+for _ in range(SLOW_CLIENTS):
+    c = socket.create_connection(("127.0.0.1", PROXY_PORT), timeout=5)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    slow.append(c)
+end = b.now() + 3
+while b.now() < end:
+    for c in slow:
+        c.sendall(b"a")
+    time.sleep(0.2)
+crowd[f"+ {SLOW_CLIENTS} slowloris clients"] = (b.threads(sp.pid), fds_of(sp.pid), b.status_kb(sp.pid, "VmRSS"))
+status, _ = http_get(PROXY_PORT, "/")  # still served meanwhile
+if status != 200:
+    raise SystemExit(f"the proxy answered {status} with the crowd connected")
+for c in idle + slow:
+    c.close()
+if not wait_until(lambda: fds_of(sp.pid) <= base_fds + 2):
+    raise SystemExit(f"descriptors not given back: {fds_of(sp.pid)}, {base_fds} before")
+crowd["after they leave"] = (b.threads(sp.pid), fds_of(sp.pid), b.status_kb(sp.pid, "VmRSS"))
+print("  crowd: " + "; ".join(f"{k}: {t} threads, {f} fds, {r / 1024:.1f} MB" for k, (t, f, r) in crowd.items()),
+      file=sys.stderr)
+
 # ---------------------------------------------------------------- swiftproc down
 
 hp.terminate()
@@ -325,6 +372,15 @@ text = (f"proxy-throughput ({time.strftime('%Y-%m-%d', time.gmtime())}): wrk -d{
         f"used by other processes meanwhile. {b.machine_note()}\n\n" +
         b.table(["workload", "run", "requests/s", "transfer/s", "vs direct", "vs haproxy", "latency p50", "p90", "p99",
                  "proxy's CPU", "backends' CPU", "others' CPU share", "goal"], rows) +
-        "\n\n" + b.table(["goal", "measured", "verdict"], [[g, m, b.met(ok)] for g, m, ok in verdicts]))
+        "\n\n" + b.table(["goal", "measured", "verdict"], [[g, m, b.met(ok)] for g, m, ok in verdicts]) +
+        f"\n\nswiftproc's process with clients that send nothing ({IDLE_CLIENTS}), then also {SLOW_CLIENTS} slowloris "
+        f"clients (an unfinished request header, a byte every 0.2 s for 3 s), then after all left; one snapshot:\n\n" +
+        b.table(["clients", "threads", "descriptors", "RSS"],
+                [[k, str(t), str(f), f"{r / 1024:.1f} MB"] for k, (t, f, r) in crowd.items()]) +
+        "\n\n" + b.table(["goal", "measured", "verdict"], [[
+            f"{IDLE_CLIENTS} idle clients add no thread per connection",
+            f"{crowd[f'{IDLE_CLIENTS} idle clients'][0] - crowd['baseline'][0]:+d} threads",
+            b.met(crowd[f"{IDLE_CLIENTS} idle clients"][0] - crowd["baseline"][0] <= 2 and
+                  crowd[f"+ {SLOW_CLIENTS} slowloris clients"][0] - crowd["baseline"][0] <= 2)]]))
 b.save("proxy-throughput", text)
 PY
