@@ -33,8 +33,10 @@ import Darwin
         #expect(try client.request("/id").status == 200)
         #expect(try client.request("/id").status == 200)
         #expect(client.send("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let started = ProxyClock.now
         let chunk = try await runOnThrowingThread { try client.receiveChunk() }
         #expect(chunk == nil)
+        #expect(ProxyClock.now - started < 3, "cut at its deadline, not by some later wake-up")
         #expect(await eventually { fixture.proxy.activeConnections == 0 })
     }
 

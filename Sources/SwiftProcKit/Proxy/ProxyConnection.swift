@@ -294,7 +294,11 @@ final class ProxyConnection: LoopHandler, PoolConnection, @unchecked Sendable {
         guard count > 0 else { return }
         lastActivity = ProxyClock.now
         if upstream {
-            if unansweredSince == nil { unansweredSince = lastActivity }
+            if unansweredSince == nil {
+                unansweredSince = lastActivity
+                // The relay's deadline just moved earlier: make sure the loop wakes for it.
+                loop.wake(self, at: lastActivity + timeouts.silentBackend)
+            }
         } else {
             unansweredSince = nil
         }
