@@ -200,21 +200,10 @@ enum TCPSocket {
         }
     }
 
-    /// Sends all `count` bytes (blocking); false when the peer is gone.
+    /// Sends all `count` bytes (blocking); false when the peer is gone (or a send timeout hit).
     @inline(__always)
     static func sendAll(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Bool {
-        var offset = 0
-        while offset < count {
-            let sent = send(fd, buffer + offset, count - offset, Sockets.sendFlags)
-            if sent > 0 {
-                offset += sent
-            } else if sent < 0 && errno == EINTR {
-                continue
-            } else {
-                return false
-            }
-        }
-        return true
+        sendSome(fd, buffer, count) == count
     }
 
     /// Sends what a nonblocking socket takes now: the byte count (0 when its buffer is full),
