@@ -33,6 +33,26 @@ import Darwin
         return (app, sp)
     }
 
+    @Test func relativeScalesArrivingTogetherAllCountAndEachReplyShowsItsOwnStep() async throws {
+        let (app, sp) = try await startApp()
+        // Each applies to the formation as it is when it arrives, not to a copy read earlier.
+        let replies = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    let r = try await runSwiftProc(["scale", "worker=+1"], in: app)
+                    #expect(r.status == 0, "\(r.err)")
+                    return r.out
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(try await status(app).groups.map(\.desired) == [1, 5], "\(replies)")
+        let steps = replies.compactMap { $0.split(separator: "\n").first { $0.hasPrefix("worker: ") } }.map(String.init).sorted()
+        #expect(steps == ["worker: 1 → 2", "worker: 2 → 3", "worker: 3 → 4", "worker: 4 → 5"], "\(replies)")
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+
     @Test func scaleChangesTheLiveFormationAndStatusAgreesWithProc() async throws {
         let (app, sp) = try await startApp()
         let up = try await runSwiftProc(["scale", "worker=3"], in: app)

@@ -27,6 +27,19 @@ extension Supervisor {
         }
     }
 
+    /// Applies `change` to the formation as it is at this moment — not to a copy read earlier,
+    /// so two `scale worker=+1` arriving together add two — and returns the counts before and
+    /// after it, as this change made them (another request's change is not mixed in).
+    public func scale(_ change: FormationChange) async throws(ControlServiceError) -> (before: [(group: String, count: Int)], after: [(group: String, count: Int)]) {
+        let before = formation
+        let target = change.applied(to: Formation(before.map { Formation.Entry(group: $0.group, count: $0.count) }))
+        let counts = Dictionary(target.entries.map { ($0.group, $0.count) }, uniquingKeysWith: { _, last in last })
+        let after = before.map { (group: $0.group, count: counts[$0.group] ?? $0.count) }
+        // Runs on this actor up to its first suspension, which comes after `desired` is updated.
+        try await scale(target.entries.map { ($0.group, $0.count) })
+        return (before, after)
+    }
+
     /// Changes the formation: starts missing instances at the lowest free indexes, stops surplus
     /// ones highest index first (each drained, then the kill signal and timeout), and returns
     /// when done. Throws, changing nothing, for an unknown group or a count whose ports would
