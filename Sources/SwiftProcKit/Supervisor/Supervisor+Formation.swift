@@ -54,24 +54,42 @@ extension Supervisor {
             }
             after[group] = count
         }
-        try check(after)
+        // Instances still stopping keep their index (and port) until they are gone, so two live
+        // processes never share a name: new ones take the lowest free indexes, which may lie
+        // beyond `count`. The ports checked are those of the highest index each group will use.
+        var newIndexes: [String: [Int]] = [:]
+        var span = after
+        for (group, count) in targets {
+            let current = instances.filter { $0.group == group && $0.wanted }
+            guard count > current.count else { continue }
+            let used = Set(instances.filter { $0.group == group && ($0.wanted || $0.pid != nil || $0.pendingExit != nil) }
+                .map(\.index))
+            var indexes: [Int] = []
+            var index = 1
+            for _ in 0..<(count - current.count) {
+                while used.contains(index) { index += 1 }
+                indexes.append(index)
+                index += 1
+            }
+            newIndexes[group] = indexes
+            span[group] = max(count, indexes.last ?? 0, current.map(\.index).max() ?? 0)
+        }
+        do {
+            try check(span)
+        } catch where span != after {
+            throw ControlServiceError(error.message + " (counting instances still stopping, which keep their index and "
+                                      + "port until they exit; try again once they have)")
+        }
         var stopping: [Int] = []
         for (group, count) in targets {
             desired[group] = count
             let current = instances.filter { $0.group == group && $0.wanted }
             if count > current.count {
-                // Instances still stopping keep their index until they are gone, so two live
-                // processes never share a name.
-                let used = Set(instances.filter { $0.group == group && ($0.wanted || $0.pid != nil || $0.pendingExit != nil) }
-                    .map(\.index))
-                var index = 1
-                for _ in 0..<(count - current.count) {
-                    while used.contains(index) { index += 1 }
+                for index in newIndexes[group] ?? [] {
                     log.register(name: "\(group).\(index)")
                     // An old, finished entry with that index makes way for the new one.
                     instances.removeAll { $0.group == group && $0.index == index && !$0.wanted && $0.pendingExit == nil }
                     launch(addInstance(group: group, index: index))
-                    index += 1
                 }
             } else if count < current.count {
                 for inst in current.sorted(by: { $0.index > $1.index }).prefix(current.count - count) {
