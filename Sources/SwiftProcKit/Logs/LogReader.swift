@@ -100,12 +100,13 @@ final class LogReaderLoop: @unchecked Sendable {
         let fd: Int32
         let attachment: LogAttachment
         let sourceID: Int32
-        var splitter = LineSplitter()
-        var prefix: LogFormatter.Prefix
-        var lastData: UInt64 = 0
+        // Per-line state, reader thread only: no run-time exclusivity checks (see ByteBuffer).
+        @exclusivity(unchecked) var splitter = LineSplitter()
+        @exclusivity(unchecked) var prefix: LogFormatter.Prefix
+        @exclusivity(unchecked) var lastData: UInt64 = 0
         /// How long an unterminated line may sit quiet before it is printed on its own; set by
         /// the read that left it (see ``LogReaderLoop/quiet(afterReading:)``).
-        var quietFor: UInt64 = 0
+        @exclusivity(unchecked) var quietFor: UInt64 = 0
         var eof = false
         /// The other end hung up: read until EOF, whatever the read sizes.
         var hangup = false
@@ -114,7 +115,7 @@ final class LogReaderLoop: @unchecked Sendable {
         var backlog = false
         /// The round in which the poller last reported this fd.
         var reportedRound = -1
-        var tap: (any LogTap)?
+        @exclusivity(unchecked) var tap: (any LogTap)?
 
         init(attachment: LogAttachment, sourceID: Int32, prefix: LogFormatter.Prefix) {
             fd = attachment.fd
@@ -129,7 +130,8 @@ final class LogReaderLoop: @unchecked Sendable {
     let ring: RecentLines
     let quietNanoseconds: UInt64
 
-    private var formatter: LogFormatter
+    // Per-line state, reader thread only: no run-time exclusivity checks (see ByteBuffer).
+    @exclusivity(unchecked) private var formatter: LogFormatter
     private var widthGeneration = -1
     private var tapGeneration = 0
     private var taps: [String: any LogTap] = [:]
@@ -140,10 +142,10 @@ final class LogReaderLoop: @unchecked Sendable {
     private var ready: [Stream] = []
     private var round = 0
     private let batch = ByteBuffer(capacity: 256 * 1024)
-    private var pendingRecords: [RecentLines.Pending] = []
+    @exclusivity(unchecked) private var pendingRecords: [RecentLines.Pending] = []
     private let readBuffer = UnsafeMutableRawPointer.allocate(byteCount: LogReaderLoop.readSize, alignment: 16)
-    private var wallTime: Double = 0
-    private var second = 0
+    @exclusivity(unchecked) private var wallTime: Double = 0
+    @exclusivity(unchecked) private var second = 0
 
     init(inbox: LogInbox, writer: LogWriter, ring: RecentLines, quietPeriod: Double) {
         self.inbox = inbox
