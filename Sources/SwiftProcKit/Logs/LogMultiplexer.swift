@@ -141,7 +141,7 @@ public final class LogMultiplexer: @unchecked Sendable {
         for r in records { recent.append(r) }
     }
 
-    /// Blocks until the reader has completed a full `poll` round started after this call: every byte
+    /// Blocks until the reader has completed a full round started after this call: every byte
     /// it had read is written, and every fd that was readable has been read once.
     public func flush() {
         inbox.condition.lock()

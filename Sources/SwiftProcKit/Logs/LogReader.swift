@@ -189,6 +189,7 @@ final class LogReaderLoop: @unchecked Sendable {
             let attachments = inbox.attachments
             inbox.attachments.removeAll()
             let serving = inbox.flushRequested
+            let flushWaiting = inbox.flushRequested > inbox.flushCompleted
             let shutdown = inbox.shutdownRequested
             if inbox.widthGeneration != widthGeneration {
                 widthGeneration = inbox.widthGeneration
@@ -207,6 +208,12 @@ final class LogReaderLoop: @unchecked Sendable {
             updateClock()
             let now = monotonicNanoseconds()
             for s in ready { drain(s, now: now) }
+            if flushWaiting {
+                // `flush()` promises every fd that was readable has been read: ask the ones no
+                // event named too (on a pty the read also collects what the kernel has not
+                // handed over yet, as poll(2) did).
+                for s in streams where s.reportedRound != round && !s.eof { drain(s, now: now) }
+            }
             // Quiet-period flush, only for fds the wait just found idle — so a slow round (blocked
             // output) never tears a line whose rest is already waiting.
             if quietNanoseconds != .max {
