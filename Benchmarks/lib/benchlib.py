@@ -37,19 +37,24 @@ def spawn(args, **kw):
     return p
 
 
-def process_table():
-    """pid -> ppid for every live process."""
-    table = {}
+def _proc_stats():
+    """(pid, /proc/PID/stat bytes) of every process that is still there when read."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
+                yield int(entry), f.read()
         except OSError:
             continue
+
+
+def process_table():
+    """pid -> ppid for every live process."""
+    table = {}
+    for pid, stat in _proc_stats():
         rest = stat[stat.rfind(b")") + 2:].split()
-        table[int(entry)] = int(rest[1])
+        table[pid] = int(rest[1])
     return table
 
 
@@ -289,14 +294,7 @@ def kernel_workers_cpu():
     CPU there that no process of the run is charged for. Machine-wide: other processes' I/O
     runs there too, so it is only a fair reading around a run that dominates the machine."""
     total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
+    for _, stat in _proc_stats():
         if b"(kworker" not in stat[:40]:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()

@@ -1,9 +1,8 @@
 // Readiness of many descriptors at once, for the proxy's event loops: epoll on Linux, kqueue on
 // Darwin, with every difference kept in this file.
 //
-// Swift's Glibc module does not include <sys/epoll.h>, so the three epoll calls are looked up
-// at run time (as `splice` is) and `struct epoll_event` is laid out by hand: 12 bytes, packed,
-// on x86_64 (the kernel's `__EPOLL_PACKED`), 16 bytes elsewhere.
+// On Linux the calls and `struct epoll_event`'s layout come from `Epoll` (Epoll.swift), shared
+// with the log reader's `ReadinessPoller`.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -38,8 +37,8 @@ final class EventPoller {
 
     init() throws(SocketError) {
         #if os(Linux)
-        guard let create = Epoll.create1 else { throw SocketError("epoll_create1", ENOSYS) }
-        let fd = create(Int32(O_CLOEXEC))
+        guard let api = Epoll.api else { throw SocketError("epoll_create1", ENOSYS) }
+        let fd = api.create1(Epoll.cloexec)
         guard fd >= 0 else { throw SocketError("epoll_create1") }
         self.fd = fd
         buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity * Epoll.eventSize, alignment: 8)
@@ -70,14 +69,10 @@ final class EventPoller {
     func update(_ target: Int32, from old: Interest, to new: Interest) -> Bool {
         guard old != new else { return true }
         #if os(Linux)
-        guard let control = Epoll.ctl else { return false }
-        let operation: Int32 = old.isEmpty ? Epoll.add : (new.isEmpty ? Epoll.delete : Epoll.modify)
-        let mask = (new.read ? Epoll.input : 0) | (new.write ? Epoll.output : 0)
-        return withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { raw -> Bool in
-            raw.storeBytes(of: mask, toByteOffset: 0, as: UInt32.self)
-            raw.storeBytes(of: UInt64(UInt32(bitPattern: target)), toByteOffset: Epoll.dataOffset, as: UInt64.self)
-            return control(fd, operation, target, raw.baseAddress) == 0
-        }
+        guard let api = Epoll.api else { return false }
+        let operation: Int32 = old.isEmpty ? Epoll.ctlAdd : (new.isEmpty ? Epoll.ctlDel : Epoll.ctlModify)
+        var event = Epoll.event(fd: target, events: (new.read ? Epoll.input : 0) | (new.write ? Epoll.output : 0))
+        return event.withUnsafeMutableBytes { api.ctl(fd, operation, target, $0.baseAddress) } == 0
         #else
         var changes: [kevent] = []
         func change(_ filter: Int16, _ was: Bool, _ now: Bool) {
@@ -96,18 +91,16 @@ final class EventPoller {
     @discardableResult
     func wait(timeout: Double?, _ body: (PollEvent) -> Void) -> Int {
         #if os(Linux)
-        guard let wait = Epoll.wait else { return 0 }
+        guard let api = Epoll.api else { return 0 }
         let milliseconds: Int32 = timeout.map { Int32(min(max(($0 * 1000).rounded(.up), 0), 3_600_000)) } ?? -1
-        let count = wait(fd, buffer, Int32(capacity), milliseconds)
+        let count = api.wait(fd, buffer, Int32(capacity), milliseconds)
         guard count > 0 else { return 0 }
         for index in 0..<Int(count) {
-            let entry = buffer + index * Epoll.eventSize
-            let mask = entry.loadUnaligned(as: UInt32.self)
-            let data = entry.loadUnaligned(fromByteOffset: Epoll.dataOffset, as: UInt64.self)
-            body(PollEvent(fd: Int32(truncatingIfNeeded: data),
+            let (target, mask) = Epoll.parse(buffer + index * Epoll.eventSize)
+            body(PollEvent(fd: target,
                            readable: mask & Epoll.input != 0,
                            writable: mask & Epoll.output != 0,
-                           failed: mask & (Epoll.error | Epoll.hangUp) != 0))
+                           failed: mask & (Epoll.error | Epoll.hangup) != 0))
         }
         return Int(count)
         #else
@@ -135,37 +128,3 @@ final class EventPoller {
         #endif
     }
 }
-
-#if os(Linux)
-/// epoll, looked up at run time: Swift's Glibc module leaves <sys/epoll.h> out.
-private enum Epoll {
-    typealias Create1 = @convention(c) (Int32) -> Int32
-    typealias Control = @convention(c) (Int32, Int32, Int32, UnsafeMutableRawPointer?) -> Int32
-    typealias Wait = @convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32
-
-    static let create1: Create1? = symbol("epoll_create1")
-    static let ctl: Control? = symbol("epoll_ctl")
-    static let wait: Wait? = symbol("epoll_wait")
-
-    static let add: Int32 = 1
-    static let delete: Int32 = 2
-    static let modify: Int32 = 3
-    static let input: UInt32 = 0x001
-    static let output: UInt32 = 0x004
-    static let error: UInt32 = 0x008
-    static let hangUp: UInt32 = 0x010
-
-    #if arch(x86_64)
-    static let eventSize = 12
-    static let dataOffset = 4
-    #else
-    static let eventSize = 16
-    static let dataOffset = 8
-    #endif
-
-    private static func symbol<T>(_ name: String) -> T? {
-        guard let pointer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
-        return unsafeBitCast(pointer, to: T.self)
-    }
-}
-#endif
