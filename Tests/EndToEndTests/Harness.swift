@@ -163,7 +163,7 @@ func values(_ key: String, in text: String, lines marker: String) -> [String] {
 }
 
 /// Every live process a supervisor started: its descendants and every member of its children's
-/// process groups (the watchdog of each child belongs to the group but is not a descendant).
+/// process groups (a member whose parent died is re-parented away, yet stays in the group).
 func everything(startedBy supervisor: pid_t) -> Set<pid_t> {
     let table = processTable()
     let children = Set(table.filter { $0.value.ppid == supervisor }.map(\.key))

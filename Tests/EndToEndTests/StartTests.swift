@@ -80,8 +80,8 @@ import Darwin
         let app = try makeApp(["Procfile": "forky: sh -c 'sleep 1000 & sleep 1000 & echo pid=$$ up; wait'\n"])
         let sp = try SwiftProc(["start", "--no-color"], in: app)
         #expect(await sp.waitFor("up"))
-        // The sh -c (exec-replacing the wrapper), two sleeps and the watchdog: one process group.
-        #expect(await eventually { everything(startedBy: sp.pid).count >= 4 })
+        // The inner sh (the outer one exec'd it), two sleeps — one process group — and the watchdog helper.
+        #expect(await eventually { everything(startedBy: sp.pid).count == 4 })
         let before = everything(startedBy: sp.pid)
         sp.signal(SIGINT)
         #expect(await sp.waitForExit() == 0)
@@ -95,8 +95,9 @@ import Darwin
             """])
         let sp = try SwiftProc(["start", "--no-color"], in: app)
         #expect(await eventually { values("pid", in: sp.stdout.text, lines: "| pid=").count == 2 })
+        // web's sleep, worker's sh and sleep, the watchdog helper.
+        #expect(await eventually { everything(startedBy: sp.pid).count == 4 })
         let tree = everything(startedBy: sp.pid)
-        #expect(tree.count >= 5)
         sp.signal(SIGKILL)
         #expect(await eventually(timeout: 3) { processTable().keys.filter { tree.contains($0) }.isEmpty },
                 "left behind: \(processTable().keys.filter { tree.contains($0) })")

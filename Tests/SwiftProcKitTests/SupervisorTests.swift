@@ -79,7 +79,7 @@ import Darwin
         ]), log: log)
         await s.start()
         let pid = try #require(await eventually { await pids(s, "forky")[1] != nil } ? await pids(s, "forky")[1] : nil)
-        #expect(await eventually { liveMembers(ofGroup: pid).count >= 3 })  // sh, 2 sleeps (+ watchdog)
+        #expect(await eventually { liveMembers(ofGroup: pid).count == 3 })  // sh and 2 sleeps, no companion
         await s.shutdown(reason: nil)
         #expect(await s.waitUntilFinished() == 0)
         #expect(liveMembers(ofGroup: pid).isEmpty)

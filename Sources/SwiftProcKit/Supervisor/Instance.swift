@@ -33,6 +33,8 @@ final class Instance {
 
     /// The current process (= process group) while one may exist.
     var pid: pid_t?
+    /// The current process group's record with the watchdog, until the group has ended.
+    var watched: GroupWatchdog.Group?
     /// The supervisor-wide number of the current spawn; a late notification about an earlier
     /// process carries an older one and is ignored.
     var generation = 0

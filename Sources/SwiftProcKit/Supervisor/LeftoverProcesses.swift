@@ -6,7 +6,7 @@ import Darwin
 #endif
 
 /// The record of live process groups in `.swiftproc/children`, so that a `start` after a crashed
-/// (e.g. SIGKILLed) supervisor can stop what the watchdogs did not.
+/// (e.g. SIGKILLed) supervisor can stop what its watchdog did not (see ``GroupWatchdog``).
 ///
 /// The first line names the owner, `owner PID STARTTIME TOKEN`; each further line is
 /// `PGID STARTTIME`. Every child of a supervisor carries `SWIFTPROC_OWNER=TOKEN` (a random
@@ -14,7 +14,7 @@ import Darwin
 /// still has that exact start time **and** its environment (`/proc/PID/environ`, readable only
 /// for our own processes) holds the owner's token — so neither a recycled pid nor a tampered
 /// record naming someone else's process group ever kills anything that is not ours. Where /proc
-/// does not exist (macOS) nothing is killed; the watchdogs are the only line there.
+/// does not exist (macOS) nothing is killed; the watchdog is the only line there.
 /// The file is read and written only inside a checked `.swiftproc` (see ``StateDirectory``),
 /// never through a symlink.
 enum LeftoverProcesses {

@@ -12,11 +12,14 @@ import Darwin
 /// is handed the terminal's foreground (and continued, in case it tried to read first and was
 /// stopped for it): then Ctrl-C, Ctrl-Z and reads reach it as if the shell had started it. The
 /// terminal goes back to swiftproc when it ends. SIGTERM, SIGHUP (and SIGINT when there is no
-/// terminal) sent to swiftproc are passed on to the child's group.
+/// terminal) sent to swiftproc are passed on to the child's group. Should swiftproc die (even by
+/// SIGKILL), a ``GroupWatchdog`` sends the group `killSignal`, then SIGKILL after `killTimeout`
+/// — else the command would linger in the background of the terminal the shell took back.
 public enum OneOffProcess {
     /// Runs `words` (one word: a shell command line; several: argv, no shell parsing) with
     /// `environment` in `directory`; returns its exit status (128 + N when killed by signal N).
-    public static func run(_ words: [String], environment: [String: String], directory: URL) throws -> Int32 {
+    public static func run(_ words: [String], environment: [String: String], directory: URL,
+                           killSignal: Int32 = SIGINT, killTimeout: Double = 5) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         // One word may be a whole command line (`swiftproc run "rake db:migrate && rake seed"`).
@@ -37,13 +40,19 @@ public enum OneOffProcess {
         }
         defer { withExtendedLifetime(sources) {} }
 
+        let watchdog = GroupWatchdog()
+        try watchdog.start()
+        defer { watchdog.close() }
         try Platform.runWithCleanSignalMask(process)
         pid.set(process.processIdentifier)
+        let watched = watchdog.watch(pgid: process.processIdentifier, signal: killSignal, timeout: killTimeout)
         if terminal {
             Terminal.setForegroundGroup(STDIN_FILENO, process.processIdentifier)
             Platform.signalGroup(process.processIdentifier, SIGCONT)
         }
         process.waitUntilExit()
+        // Reaped: what it left in the background is its own business, as before; its number is free.
+        watchdog.forget(watched)
         if terminal { Terminal.setForegroundGroup(STDIN_FILENO, getpgrp()) }
         return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }

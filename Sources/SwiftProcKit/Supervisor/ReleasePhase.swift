@@ -31,11 +31,14 @@ public final class ReleasePhase: @unchecked Sendable {
              log: any SupervisorLog, refusing: String) async -> Outcome {
         let env = plan.releaseEnvironment()
         let child: SpawnedChild
+        // Seen by a peek while its zombie waits, or reported by Foundation once it reaped it —
+        // which, with nothing else in the group holding its descriptors, may come first.
+        let reaped = Locked<Platform.Exit?>(nil)
         do {
             child = try spawner.spawn(SpawnRequest(command: command, environment: env, directory: plan.directory,
                                                    usePTY: usePTY, killSignal: plan.killSignal,
                                                    killTimeout: plan.killTimeout),
-                                      onExit: { _, _ in })
+                                      onExit: { _, exit in reaped.set(exit) })
         } catch {
             return .couldNotStart(String(describing: error))
         }
@@ -48,10 +51,11 @@ public final class ReleasePhase: @unchecked Sendable {
         let deadline = Platform.monotonicSeconds() + timeout
         var exit: Platform.Exit?
         while exit == nil {
-            exit = Platform.peekExit(child.pid)
+            exit = Platform.peekExit(child.pid) ?? reaped.get()
             // A cancel SIGKILLs the group: that exit is the cancel's, not the command's verdict.
             if isCancelled {
                 Platform.signalGroup(child.pid, SIGKILL)
+                spawner.groupEnded(child.watched)
                 _ = setPID(nil)
                 log.system("release command stopped; \(refusing)")
                 return .cancelled
@@ -59,14 +63,16 @@ public final class ReleasePhase: @unchecked Sendable {
             if exit != nil { break }
             if Platform.monotonicSeconds() >= deadline {
                 Platform.signalGroup(child.pid, SIGKILL)
+                spawner.groupEnded(child.watched)
                 _ = setPID(nil)
                 log.system("release command timed out after \(formatSeconds(timeout)); \(refusing)")
                 return .timedOut
             }
             try? await Task.sleep(nanoseconds: 20_000_000)
         }
-        // The watchdog and any leftovers of the release command go with it.
+        // Any leftovers of the release command go with it; then the watchdog forgets the group.
         Platform.signalGroup(child.pid, SIGKILL)
+        spawner.groupEnded(child.watched)
         _ = setPID(nil)
         // Foundation may not have reaped it yet; release it once it has (see Supervisor.release).
         let process = child.process

@@ -52,6 +52,9 @@ public struct SpawnedChild {
     public let pid: pid_t
     /// The read end of the child's merged stdout+stderr (a pipe or a pty master); the caller owns it.
     public let outputFD: Int32
+    /// Its record with the watchdog: hand it to ``Spawner/groupEnded(_:)`` once the child has
+    /// exited and its group was dealt with.
+    public let watched: GroupWatchdog.Group
 }
 
 /// Starts children with Foundation.Process, one at a time.
@@ -61,23 +64,22 @@ public struct SpawnedChild {
 ///   termination socket into another;
 /// - the signal mask is cleared around `run()` so children honour SIGTERM/SIGINT;
 /// - the command runs as `/bin/sh -c` with `exec` where it is a simple command, so the process
-///   Foundation tracks is the real program and the leader of its own process group;
-/// - stdin is the read end of one watchdog pipe whose write end only swiftproc holds: a small
-///   background loop in each child's group waits for EOF on it — which happens only when swiftproc
-///   has died, even by SIGKILL — and then signals its whole group. The program itself gets /dev/null.
+///   Foundation tracks is the real program and the leader of its own process group (Foundation
+///   spawns with `POSIX_SPAWN_SETPGROUP`), with no companion process;
+/// - every child's group is recorded with one ``GroupWatchdog`` (a single helper process for all
+///   of them), which signals the groups if swiftproc dies, even by SIGKILL. No child is started
+///   unless a helper runs.
 public final class Spawner: @unchecked Sendable {
-    private let lock = NSLock()
-    /// The watchdog pipe; never written, never closed while swiftproc lives.
-    private let watchdogRead: Int32
-    private let watchdogWrite: Int32
+    /// Serialises spawns, the helper's included (the watchdog takes it too, hence recursive).
+    private let lock = NSRecursiveLock()
+    public let watchdog: GroupWatchdog
 
     public init() throws(SpawnError) {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw .outOfFileDescriptors }
-        watchdogRead = fds[0]
-        watchdogWrite = fds[1]
-        Platform.setCloseOnExec(watchdogRead)
-        Platform.setCloseOnExec(watchdogWrite)
+        watchdog = GroupWatchdog(lock: lock)
+    }
+
+    deinit {
+        watchdog.close(waitingUpTo: 0)
     }
 
     /// Starts `request`. `onExit` is called once, on an arbitrary thread, after Foundation reaped the
@@ -92,12 +94,16 @@ public final class Spawner: @unchecked Sendable {
 
         lock.lock()
         defer { lock.unlock() }
+        // Nothing runs unguarded: no helper, no child.
+        try watchdog.start()
 
         // The child's output: a pty (line-buffered programs) or a pipe.
         let readFD: Int32
         let writeFD: Int32
+        var isPTY = false
         if request.usePTY, let pty = Platform.openRawPTY() {
             (readFD, writeFD) = (pty.master, pty.slave)
+            isPTY = true
         } else {
             var fds: [Int32] = [-1, -1]
             guard pipe(&fds) == 0 else { throw .outOfFileDescriptors }
@@ -108,17 +114,27 @@ public final class Spawner: @unchecked Sendable {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", Self.wrapperScript(for: request)]
+        process.arguments = ["-c", Self.script(for: request)]
         process.environment = request.environment
         process.currentDirectoryURL = request.directory
-        process.standardInput = FileHandle(fileDescriptor: watchdogRead, closeOnDealloc: false)
         let output = FileHandle(fileDescriptor: writeFD, closeOnDealloc: false)
+        // stdin: the pty (the slave is open for reading and writing; see
+        // ``SpawnRequest/inputFromTerminal``) or /dev/null.
+        process.standardInput = isPTY && request.inputFromTerminal ? output : FileHandle.nullDevice
         process.standardOutput = output
         process.standardError = output
+        // The record is made below, still under the lock: a handler that runs sooner waits for it.
+        let (watchdog, lock) = (self.watchdog, self.lock)
+        let record = Locked<GroupWatchdog.Group?>(nil)
         process.terminationHandler = { p in
             let exit: Platform.Exit = p.terminationReason == .uncaughtSignal
                 ? .signaled(p.terminationStatus) : .exited(p.terminationStatus)
             p.terminationHandler = nil
+            // Reaped: the group is over (its owner normally said so already).
+            lock.lock()
+            let group = record.get()
+            lock.unlock()
+            if let group { watchdog.forget(group) }
             onExit(p.processIdentifier, exit)
         }
         do {
@@ -130,6 +146,9 @@ public final class Spawner: @unchecked Sendable {
             if code == EMFILE || code == ENFILE { throw .outOfFileDescriptors }
             throw .launchFailed(Self.describe(code: code, error: error, arguments: process.arguments ?? []))
         }
+        let pid = process.processIdentifier
+        let group = watchdog.watch(pgid: pid, signal: request.killSignal, timeout: request.killTimeout)
+        record.set(group)
         // swift-corelibs-foundation never frees a launched Process (about 1.3 KB each), and with
         // it whatever it holds: the environment and the script made it 5–10 KB per spawn, so a
         // crash-looping worker grew the supervisor without bound. Nothing reads them after launch.
@@ -140,7 +159,18 @@ public final class Spawner: @unchecked Sendable {
         process.standardError = nil
         // Only the child may hold the write side, or EOF never comes.
         close(writeFD)
-        return SpawnedChild(process: process, pid: process.processIdentifier, outputFD: readFD)
+        return SpawnedChild(process: process, pid: pid, outputFD: readFD, watched: group)
+    }
+
+    /// The child of `group` has exited and its group was dealt with (SIGKILLed): the watchdog
+    /// forgets it, so a recycled pgid is never signalled.
+    public func groupEnded(_ group: GroupWatchdog.Group) {
+        watchdog.forget(group)
+    }
+
+    /// Ends the watchdog's helper after a normal shutdown, once every group was stopped.
+    public func stopWatchdog() {
+        watchdog.close(waitingUpTo: 1)
     }
 
     /// The errno behind a Foundation launch error (Foundation wraps it as NSCocoaErrorDomain 256
@@ -174,38 +204,19 @@ public final class Spawner: @unchecked Sendable {
         }
     }
 
-    /// The `sh -c` script: move the watchdog pipe to fd 3, start the watchdog loop (ignoring the
-    /// signals swiftproc uses for a normal stop, so it outlives the program and is cleaned up with
-    /// the group), then run the command with stdin = the pty (``SpawnRequest/inputFromTerminal``)
-    /// or /dev/null.
+    /// The `sh -c` script: the command, `exec`-prefixed where it is a simple command (see
+    /// ``ShellCommand/execPrefixed(_:)``), so the shell becomes the program.
     ///
-    /// The loop is started from a subshell, `( … & )`, so it is not a job of the shell that runs
-    /// the command: `wait`, `$!` and `%1` in the command never see it. It stays in the process
-    /// group, and `$$` in it is still the command's pid. One line, so a shell error reads
-    /// `sh: 1: …` whatever the wrapper looks like.
-    static func wrapperScript(for request: SpawnRequest) -> String {
-        let signal = Platform.signalName(request.killSignal).replacingOccurrences(of: "SIG", with: "")
-        // Bounded whatever the plan says (a day), so the conversion can never trap.
-        let ticks = max(1, Int((min(max(request.killTimeout, 0), 86_400) * 10).rounded(.up)))
-        // After the kill signal, wait (in 0.1 s steps, up to kill_timeout) only while the group's
-        // leader — `$$`, which the command became — is alive, then SIGKILL whatever is left.
-        // SIGSTOP (or SIGKILL) as the kill signal would stop the watchdog itself: go straight to KILL.
-        let graceful = request.killSignal != SIGSTOP && request.killSignal != SIGKILL
-        let watchdog = "trap '' INT TERM HUP QUIT USR1 USR2; while read -r _ <&3; do :; done; "
-            + (graceful ? "kill -s \(signal) 0; n=0; while [ $n -lt \(ticks) ] && kill -0 $$ 2>/dev/null; do sleep 0.1; n=$((n+1)); done; " : "")
-            + "kill -s KILL 0"
+    /// When the shell stays the group's leader (a list or pipeline), it must outlive its
+    /// children's graceful stop: dash waits for its foreground child on SIGINT but dies at once
+    /// on SIGTERM and the rest, and its exit makes swiftproc SIGKILL the group. A trap makes it
+    /// wait for the running command first (children still get the default action).
+    static func script(for request: SpawnRequest) -> String {
         let command = ShellCommand.execPrefixed(request.command)
-        // When the shell stays the group's leader (a list or pipeline), it must outlive its
-        // children's graceful stop: dash waits for its foreground child on SIGINT but dies at once
-        // on SIGTERM and the rest, and its exit makes swiftproc SIGKILL the group. A trap makes it
-        // wait for the running command first (children still get the default action).
-        var trap = ""
-        if command == request.command, graceful, request.killSignal != SIGINT {
-            trap = "trap 'exit \(128 + request.killSignal)' \(signal); "
-        }
-        // stdin: the pty (the slave is open for reading and writing) or /dev/null.
-        let input = request.usePTY && request.inputFromTerminal ? "<&1" : "</dev/null"
-        return "exec 3<&0 \(input); ( { \(watchdog); } & ); exec 3<&-; " + trap + command
+        let graceful = request.killSignal != SIGSTOP && request.killSignal != SIGKILL
+        guard command == request.command, graceful, request.killSignal != SIGINT else { return command }
+        let signal = GroupWatchdog.signalWord(request.killSignal)
+        return "trap 'exit \(128 + request.killSignal)' \(signal); " + command
     }
 }
 

@@ -56,7 +56,7 @@ public actor Supervisor {
     /// What runs; replaced by ``deploy(_:release:)``.
     public internal(set) var plan: SupervisorPlan
     let log: any SupervisorLog
-    let spawner: Spawner
+    nonisolated let spawner: Spawner
     var phase = Phase.notStarted
     /// Group name → desired count, starting from the plan's formation.
     var desired: [String: Int]
@@ -84,7 +84,7 @@ public actor Supervisor {
     /// Whether the user (a signal, `swiftproc stop`) has asked to stop, as opposed to `--no-restart`.
     private var userAskedToStop = false
     /// SIGCHLD is how exits are noticed: Foundation's own notification waits for every process
-    /// that inherited the child's fds, which includes the watchdog loop in the child's group.
+    /// that inherited the child's fds, which includes whatever the program left running.
     private var childSignal: SignalSource?
     /// One per service: the pool of instances its proxy spreads connections over.
     var routes: [Route]
@@ -230,6 +230,7 @@ public actor Supervisor {
             }
             unreaped[child.pid] = child.process
             inst.pid = child.pid
+            inst.watched = child.watched
             inst.exitSeen = false
             inst.outputOpen = true
             inst.stoppingForIdle = false
@@ -308,9 +309,12 @@ public actor Supervisor {
         guard let pid = inst.pid else { return }
         inst.exitSeen = true
         inst.pid = nil
-        // The program is gone; whatever it left in its group (the watchdog, orphans) goes too,
-        // so Foundation's reaping and the output's EOF follow promptly.
+        // The program is gone; whatever it left in its group (orphans) goes too, so Foundation's
+        // reaping and the output's EOF follow promptly. Then the watchdog forgets the group: its
+        // number may be reused once the leader is reaped.
         Platform.signalGroup(pid, SIGKILL)
+        if let watched = inst.watched { spawner.groupEnded(watched) }
+        inst.watched = nil
         for route in routes(serving: inst.group) { route.pool.remove(inst.name) }
         stopHealthChecks(inst)
         scheduleStateWrite()
@@ -543,6 +547,8 @@ public actor Supervisor {
         guard case .stopping = phase else { return }
         guard force || (unreaped.isEmpty && !instances.contains { $0.isLive || $0.pendingExit != nil }) else { return }
         stopAdoptedDescendants()
+        // Every group was stopped and forgotten: the watchdog's helper has nothing to do and exits.
+        spawner.stopWatchdog()
         phase = .finished
         if hardKills > 0 {
             log.system("stopped; \(hardKills) process group\(hardKills == 1 ? " was" : "s were") killed with SIGKILL")

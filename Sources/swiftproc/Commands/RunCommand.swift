@@ -56,7 +56,8 @@ enum RunCommand: Command {
 
     static func launch(_ words: [String], environment: [String: String], plan: SupervisorPlan) throws -> Int32 {
         do {
-            return try OneOffProcess.run(words, environment: environment, directory: plan.directory)
+            return try OneOffProcess.run(words, environment: environment, directory: plan.directory,
+                                         killSignal: plan.killSignal, killTimeout: plan.killTimeout)
         } catch {
             throw Failure("swiftproc \(name): cannot run \(words.joined(separator: " ")): \(error.localizedDescription)")
         }
