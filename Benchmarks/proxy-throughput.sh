@@ -1,6 +1,6 @@
 #!/bin/sh
-# HTTP proxy throughput and latency (issue 5): wrk through swiftproc's proxy vs wrk straight at
-# the backend, in the same repetition.
+# HTTP proxy throughput and latency (issues 5 and 15): wrk through swiftproc's proxy vs wrk
+# straight at the backend and through haproxy in front of the same backend, in the same repetition.
 #
 # One `swiftproc start --no-color` (stdout to a file) runs a fly.toml whose [processes] `web` is
 # the release `swiftproc-demo --quiet`, with [http_service] internal_port = P, processes = ["web"]:
@@ -10,11 +10,15 @@
 #   direct   wrk at 127.0.0.1:BASE (web.1's own port); with BACKENDS=N > 1, one wrk per backend
 #            (BASE … BASE+N-1), the connections and threads split evenly, figures summed
 #   proxy    the same wrk at 127.0.0.1:P (swiftproc's proxy → the N backends)
+#   haproxy  the same wrk at haproxy (Debian's, `mode tcp`, byte-transparent like swiftproc's
+#            proxy, its default thread count and the same timeouts) → the same N backends
 #
 # Workloads (wrk -d DURATION, default 5s, keep-alive):
 #   bytes c8   GET /bytes/65536, -t2 -c8      transfer/s vs direct — goal ≥ 0.7×
 #   bytes c1   GET /bytes/65536, -t1 -c1      transfer/s vs direct — goal ≥ 0.7×
 #   small c64  GET /,            -t2 -c64     requests/s through the proxy — goal ≥ 10 000/s
+# and against haproxy (issue 15), every workload: swiftproc's throughput ≥ 0.9× haproxy's and
+# its p50 latency ≤ 1.25× haproxy's.
 # and, for each, wrk --latency percentiles (absolute, beside the direct ones), the CPU of
 # swiftproc itself (the proxy: its process, all threads) and of the backends, and the share of
 # the machine other processes used meanwhile (client, proxy and backends share the cores).
@@ -30,6 +34,9 @@ set -eu
 . "$(dirname "$0")/lib/common.sh"
 bench_require_python
 command -v wrk >/dev/null 2>&1 || { echo "wrk is needed (apt-get install -y wrk)" >&2; exit 1; }
+HAPROXY=$(command -v haproxy || ls /usr/sbin/haproxy 2>/dev/null || true)
+[ -n "$HAPROXY" ] || { echo "haproxy is needed (apt-get install -y haproxy)" >&2; exit 1; }
+export HAPROXY
 bench_build
 exec python3 - "$@" <<'PY'
 import os, re, signal, socket, subprocess, sys, time, urllib.request
@@ -52,6 +59,10 @@ WORKLOADS = [
 ]
 RATIO_GOAL = 0.7
 RPS_GOAL = 10_000
+HAPROXY_THROUGHPUT_GOAL = 0.9
+HAPROXY_LATENCY_GOAL = 1.25
+HAPROXY = os.environ["HAPROXY"]
+TARGETS = ("direct", "proxy", "haproxy")
 
 def port_free(port):
     s = socket.socket()
@@ -65,14 +76,14 @@ def port_free(port):
         s.close()
 
 def pick_ports():
-    """The proxy's port and a base with N free ports after it, away from the ephemeral range."""
+    """The proxy's port, haproxy's, and a base with N free ports, away from the ephemeral range."""
     start = 20000 + os.getpid() % 9000
     for base in range(start, start + 2000, 10):
-        if all(port_free(p) for p in range(base, base + N + 1)):
-            return base + N, base  # proxy, backend base
+        if all(port_free(p) for p in range(base, base + N + 2)):
+            return base + N, base + N + 1, base  # proxy, haproxy, backend base
     raise SystemExit("no free ports found")
 
-PROXY_PORT, BASE = pick_ports()
+PROXY_PORT, HAPROXY_PORT, BASE = pick_ports()
 work = b.scratch_dir("swiftproc-bench-proxy-", need_bytes=0)
 with open(os.path.join(work, "fly.toml"), "w") as f:
     f.write(f'app = "proxy-bench"\n\n[processes]\n  web = "{DEMO} --quiet"\n\n'
@@ -102,8 +113,23 @@ while True:
     time.sleep(0.05)
 backend_pids = b.descendants(sp.pid)
 
+# haproxy in front of the same backends: TCP mode (byte-transparent, as swiftproc's proxy is),
+# least-connections like swiftproc's pool, swiftproc's timeouts, its own default threads.
+with open(os.path.join(work, "haproxy.cfg"), "w") as f:
+    f.write("global\n  maxconn 4096\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 900s\n"
+            "  timeout server 900s\n\nfrontend bench\n  bind 127.0.0.1:%d\n  default_backend web\n\n"
+            "backend web\n  balance leastconn\n" % HAPROXY_PORT +
+            "".join(f"  server web{i + 1} 127.0.0.1:{BASE + i}\n" for i in range(N)))
+hp = b.spawn([HAPROXY, "-db", "-f", os.path.join(work, "haproxy.cfg")], cwd=work,
+             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+deadline = b.now() + 10
+while port_free(HAPROXY_PORT):
+    if hp.poll() is not None or b.now() > deadline:
+        raise SystemExit("haproxy did not start")
+    time.sleep(0.05)
+
 # Bodies, through the proxy and directly: the benchmark means nothing if they are wrong.
-for port in [PROXY_PORT] + [BASE + i for i in range(N)]:
+for port in [PROXY_PORT, HAPROXY_PORT] + [BASE + i for i in range(N)]:
     status, body = http_get(port, f"/bytes/{BIG}")
     if status != 200 or len(body) != BIG:
         raise SystemExit(f"127.0.0.1:{port}/bytes/{BIG}: status {status}, {len(body)} bytes")
@@ -169,27 +195,31 @@ def run(target, wl, duration=None):
     duration = duration or DURATION
     if target == "proxy":
         ports = [PROXY_PORT]
+    elif target == "haproxy":
+        ports = [HAPROXY_PORT]
     else:
         ports = [BASE + i for i in range(min(N, conns))]
     busy0, total0 = b.system_cpu()
     self0 = b.self_cpu()
     wrk0 = b.children_cpu()
     sp0 = tree_ticks([sp.pid])
+    hp0 = tree_ticks([hp.pid])
     be0 = tree_ticks(backend_pids)
     outs = wrk_procs(ports, threads, conns, path, duration)
     wrk_cpu = b.children_cpu() - wrk0
     sp_cpu = (tree_ticks([sp.pid]) - sp0) / b.CLK_TCK
+    hp_cpu = (tree_ticks([hp.pid]) - hp0) / b.CLK_TCK
     be_cpu = (tree_ticks(backend_pids) - be0) / b.CLK_TCK
     busy, total = b.system_cpu()
     capacity = max(total - total0, 1e-9)
-    others = max(0.0, (busy - busy0) - wrk_cpu - sp_cpu - be_cpu - (b.self_cpu() - self0))
+    others = max(0.0, (busy - busy0) - wrk_cpu - sp_cpu - hp_cpu - be_cpu - (b.self_cpu() - self0))
     parsed = [parse_wrk(o) for o in outs]
     for o, p in zip(outs, parsed):
         if p["sock_errors"] or p["non2xx"]:
             raise SystemExit(f"wrk reported errors ({target}, {label}):\n" + o)
     r = dict(rps=sum(p["rps"] for p in parsed), bps=sum(p["bps"] for p in parsed),
              timeouts=sum(p["timeouts"] for p in parsed),
-             wrk_cpu=wrk_cpu, sp_cpu=sp_cpu, be_cpu=be_cpu, others=others / capacity * 100, wall=duration)
+             wrk_cpu=wrk_cpu, sp_cpu=sp_cpu, hp_cpu=hp_cpu, be_cpu=be_cpu, others=others / capacity * 100, wall=duration)
     # With several wrk processes (BACKENDS > 1) percentiles cannot be merged: the worst is kept.
     for pct in ("p50", "p90", "p99"):
         vals = [p[pct] for p in parsed if p[pct] is not None]
@@ -199,23 +229,73 @@ def run(target, wl, duration=None):
 print(f"proxy throughput: {N} backend(s), wrk {DURATION} s per run, {REPS} repetitions; proxy 127.0.0.1:{PROXY_PORT}, "
       f"backends from 127.0.0.1:{BASE}; {b.machine_note()}", file=sys.stderr)
 for wl in WORKLOADS:  # warm-up, not measured
-    for target in ("direct", "proxy"):
+    for target in TARGETS:
         run(target, wl, duration=1)
 
-res = {(wl[0], t): [] for wl in WORKLOADS for t in ("direct", "proxy")}
+res = {(wl[0], t): [] for wl in WORKLOADS for t in TARGETS}
 for rep in range(REPS):
     for i, wl in enumerate(WORKLOADS):
-        order = ["direct", "proxy"] if (rep + i) % 2 == 0 else ["proxy", "direct"]
+        shift = (rep + i) % len(TARGETS)
+        order = list(TARGETS[shift:] + TARGETS[:shift])
         for target in order:
             r = run(target, wl)
             res[(wl[0], target)].append(r)
-            print(f"  rep {rep + 1} {wl[1]:<26} {target:<6} {r['rps']:9.0f} req/s {r['bps'] / 2**20:8.1f} MiB/s"
-                  f"  p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms  CPU: swiftproc {r['sp_cpu']:.2f} s, backends {r['be_cpu']:.2f} s,"
+            print(f"  rep {rep + 1} {wl[1]:<26} {target:<7} {r['rps']:9.0f} req/s {r['bps'] / 2**20:8.1f} MiB/s"
+                  f"  p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms  CPU: swiftproc {r['sp_cpu']:.2f} s, haproxy {r['hp_cpu']:.2f} s, backends {r['be_cpu']:.2f} s,"
                   f" wrk {r['wrk_cpu']:.2f} s; others {r['others']:3.0f}%" + (f"  timeouts {r['timeouts']}" if r["timeouts"] else ""),
                   file=sys.stderr)
 
+# ---------------------------------------------------------------- idle and slowloris clients
+
+def fds_of(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+def wait_until(cond, timeout=30):
+    deadline = b.now() + timeout
+    while not cond():
+        if b.now() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+IDLE_CLIENTS = int(os.environ.get("IDLE_CLIENTS", "500"))
+SLOW_CLIENTS = int(os.environ.get("SLOW_CLIENTS", "300"))
+crowd = {"baseline": (b.threads(sp.pid), fds_of(sp.pid), b.status_kb(sp.pid, "VmRSS"))}
+idle = []
+for _ in range(IDLE_CLIENTS):
+    c = socket.create_connection(("127.0.0.1", PROXY_PORT), timeout=5)
+    idle.append(c)
+base_fds = crowd["baseline"][1]
+if not wait_until(lambda: fds_of(sp.pid) >= base_fds + 2 * IDLE_CLIENTS):
+    raise SystemExit(f"the proxy did not take {IDLE_CLIENTS} idle clients: {fds_of(sp.pid)} descriptors")
+crowd[f"{IDLE_CLIENTS} idle clients"] = (b.threads(sp.pid), fds_of(sp.pid), b.status_kb(sp.pid, "VmRSS"))
+# Slowloris: a request header that never ends, a byte every 0.2 s, for 3 s.
+slow = []
+for _ in range(SLOW_CLIENTS):
+    c = socket.create_connection(("127.0.0.1", PROXY_PORT), timeout=5)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    slow.append(c)
+end = b.now() + 3
+while b.now() < end:
+    for c in slow:
+        c.sendall(b"a")
+    time.sleep(0.2)
+crowd[f"+ {SLOW_CLIENTS} slowloris clients"] = (b.threads(sp.pid), fds_of(sp.pid), b.status_kb(sp.pid, "VmRSS"))
+status, _ = http_get(PROXY_PORT, "/")  # still served meanwhile
+if status != 200:
+    raise SystemExit(f"the proxy answered {status} with the crowd connected")
+for c in idle + slow:
+    c.close()
+if not wait_until(lambda: fds_of(sp.pid) <= base_fds + 2):
+    raise SystemExit(f"descriptors not given back: {fds_of(sp.pid)}, {base_fds} before")
+crowd["after they leave"] = (b.threads(sp.pid), fds_of(sp.pid), b.status_kb(sp.pid, "VmRSS"))
+print("  crowd: " + "; ".join(f"{k}: {t} threads, {f} fds, {r / 1024:.1f} MB" for k, (t, f, r) in crowd.items()),
+      file=sys.stderr)
+
 # ---------------------------------------------------------------- swiftproc down
 
+hp.terminate()
+b.wait_exit(hp, 10)
 before = b.descendants(sp.pid)
 os.kill(sp.pid, signal.SIGINT)
 status = b.wait_exit(sp, 30)
@@ -232,8 +312,8 @@ if status != 0 or left or "all processes stopped" not in text:
 def col(key, target, field):
     return [r[field] for r in res[(key, target)]]
 
-def ratio(key, field):
-    return [p[field] / d[field] for p, d in zip(res[(key, "proxy")], res[(key, "direct")])]
+def ratio(key, field, over="direct", target="proxy"):
+    return [p[field] / d[field] for p, d in zip(res[(key, target)], res[(key, over)])]
 
 def fmt_rate(values):
     """Transfer/s, median (range), in the unit that suits the median."""
@@ -243,12 +323,21 @@ def fmt_rate(values):
 
 direct_label = "direct: wrk → web.1's port" if N == 1 else f"direct: {N} wrk, one per backend port"
 proxy_label = f"proxy: wrk → swiftproc proxy → {'web.1' if N == 1 else f'{N} backends'}"
+haproxy_label = f"haproxy: wrk → haproxy (mode tcp) → {'web.1' if N == 1 else f'{N} backends'}"
 rows, verdicts = [], []
 for key, label, path, threads, conns, kind in WORKLOADS:
-    for target in ("direct", "proxy"):
+    for target in TARGETS:
         is_proxy = target == "proxy"
         field = "bps" if kind == "ratio" else "rps"
         goal = ""
+        if is_proxy:
+            ok = b.med(ratio(key, field, over="haproxy")) >= HAPROXY_THROUGHPUT_GOAL
+            verdicts.append((f"{label}: {'transfer' if field == 'bps' else 'requests'}/s ≥ {HAPROXY_THROUGHPUT_GOAL}× haproxy's",
+                             b.summary(ratio(key, field, over="haproxy"), "{:.2f}", "×"), ok))
+            if None not in col(key, "proxy", "p50") + col(key, "haproxy", "p50"):
+                ok = b.med(ratio(key, "p50", over="haproxy")) <= HAPROXY_LATENCY_GOAL
+                verdicts.append((f"{label}: p50 latency ≤ {HAPROXY_LATENCY_GOAL}× haproxy's",
+                                 b.summary(ratio(key, "p50", over="haproxy"), "{:.2f}", "×"), ok))
         if is_proxy and kind == "ratio":
             ok = b.med(ratio(key, "bps")) >= RATIO_GOAL
             goal = f"≥ {RATIO_GOAL}× direct — {b.met(ok)}"
@@ -261,13 +350,14 @@ for key, label, path, threads, conns, kind in WORKLOADS:
                              b.summary(col(key, "proxy", "rps"), "{:,.0f}", "/s"), ok))
         lat = lambda f: b.summary(col(key, target, f), "{:.2f}", " ms") if None not in col(key, target, f) else "n/a"
         rows.append([
-            label if not is_proxy else "",
-            proxy_label if is_proxy else direct_label,
+            label if target == "direct" else "",
+            {"direct": direct_label, "proxy": proxy_label, "haproxy": haproxy_label}[target],
             b.summary(col(key, target, "rps"), "{:,.0f}"),
             fmt_rate(col(key, target, "bps")),
-            b.summary(ratio(key, field), "{:.2f}", "×") if is_proxy else "1",
+            b.summary(ratio(key, field, target=target), "{:.2f}", "×") if target != "direct" else "1",
+            b.summary(ratio(key, field, over="haproxy"), "{:.2f}", "×") if is_proxy else "",
             lat("p50"), lat("p90"), lat("p99"),
-            b.summary([v / r["wall"] * 100 for v, r in zip(col(key, target, "sp_cpu"), res[(key, target)])], "{:.0f}", "%"),
+            b.summary([v / r["wall"] * 100 for v, r in zip(col(key, target, "hp_cpu" if target == "haproxy" else "sp_cpu"), res[(key, target)])], "{:.0f}", "%"),
             b.summary([v / r["wall"] * 100 for v, r in zip(col(key, target, "be_cpu"), res[(key, target)])], "{:.0f}", "%"),
             b.summary(col(key, target, "others"), "{:.0f}", "%"),
             goal,
@@ -278,10 +368,19 @@ text = (f"proxy-throughput ({time.strftime('%Y-%m-%d', time.gmtime())}): wrk -d{
         f"proxy ([http_service] internal_port), median (range) of {REPS} repetitions; \"vs direct\": transfer/s "
         f"(bytes) or requests/s (small) as a ratio to the direct run of the same repetition; latency: wrk --latency "
         f"percentiles{' (with several wrk processes, the worst of them)' if N > 1 else ''}; CPU as % of one core over the "
-        f"run: swiftproc's own process (the proxy; ~0 when direct) and the backends; \"others\": share of the machine "
+        f"run: the proxy's process (swiftproc's, or haproxy's on its rows; swiftproc's ~0 when direct) and the backends; \"others\": share of the machine "
         f"used by other processes meanwhile. {b.machine_note()}\n\n" +
-        b.table(["workload", "run", "requests/s", "transfer/s", "vs direct", "latency p50", "p90", "p99",
-                 "swiftproc CPU", "backends' CPU", "others' CPU share", "goal"], rows) +
-        "\n\n" + b.table(["goal", "measured", "verdict"], [[g, m, b.met(ok)] for g, m, ok in verdicts]))
+        b.table(["workload", "run", "requests/s", "transfer/s", "vs direct", "vs haproxy", "latency p50", "p90", "p99",
+                 "proxy's CPU", "backends' CPU", "others' CPU share", "goal"], rows) +
+        "\n\n" + b.table(["goal", "measured", "verdict"], [[g, m, b.met(ok)] for g, m, ok in verdicts]) +
+        f"\n\nswiftproc's process with clients that send nothing ({IDLE_CLIENTS}), then also {SLOW_CLIENTS} slowloris "
+        f"clients (an unfinished request header, a byte every 0.2 s for 3 s), then after all left; one snapshot:\n\n" +
+        b.table(["clients", "threads", "descriptors", "RSS"],
+                [[k, str(t), str(f), f"{r / 1024:.1f} MB"] for k, (t, f, r) in crowd.items()]) +
+        "\n\n" + b.table(["goal", "measured", "verdict"], [[
+            f"{IDLE_CLIENTS} idle clients add no thread per connection",
+            f"{crowd[f'{IDLE_CLIENTS} idle clients'][0] - crowd['baseline'][0]:+d} threads",
+            b.met(crowd[f"{IDLE_CLIENTS} idle clients"][0] - crowd["baseline"][0] <= 2 and
+                  crowd[f"+ {SLOW_CLIENTS} slowloris clients"][0] - crowd["baseline"][0] <= 2)]]))
 b.save("proxy-throughput", text)
 PY

@@ -37,19 +37,24 @@ def spawn(args, **kw):
     return p
 
 
-def process_table():
-    """pid -> ppid for every live process."""
-    table = {}
+def _proc_stats():
+    """(pid, /proc/PID/stat bytes) of every process that is still there when read."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
+                yield int(entry), f.read()
         except OSError:
             continue
+
+
+def process_table():
+    """pid -> ppid for every live process."""
+    table = {}
+    for pid, stat in _proc_stats():
         rest = stat[stat.rfind(b")") + 2:].split()
-        table[int(entry)] = int(rest[1])
+        table[pid] = int(rest[1])
     return table
 
 
@@ -283,23 +288,40 @@ def system_cpu():
     return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
+def kernel_workers_cpu():
+    """CPU seconds used so far by the kernel's worker threads (`kworker/…`). A pty's input is
+    moved from the writer's side to the reader's by such a worker, so a run through ptys costs
+    CPU there that no process of the run is charged for. Machine-wide: other processes' I/O
+    runs there too, so it is only a fair reading around a run that dominates the machine."""
+    total = 0
+    for _, stat in _proc_stats():
+        if b"(kworker" not in stat[:40]:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
 class Usage:
-    """CPU used during a run: by the run's own processes (they roll up into us as we reap them)
-    and by everything else on the machine, which tells a noisy repetition apart."""
+    """CPU used during a run: by the run's own processes (they roll up into us as we reap them),
+    by the kernel's worker threads (`kworker`, see ``kernel_workers_cpu``) and by everything else
+    on the machine, which tells a noisy repetition apart."""
     def __enter__(self):
         self.self0 = self_cpu()
         self.ours0 = children_cpu()
+        self.kworkers0 = kernel_workers_cpu()
         self.busy0, self.total0 = system_cpu()
         self.t0 = now()
         return self
 
     def __exit__(self, *exc):
         self.ours = children_cpu() - self.ours0
+        self.kworkers = kernel_workers_cpu() - self.kworkers0
         busy, total = system_cpu()
         self.wall = now() - self.t0
         capacity = max(total - self.total0, 1e-9)
         # The benchmark's own CPU (e.g. watching an output file) is neither the run's nor others'.
-        self.others = max(0.0, (busy - self.busy0) - self.ours - (self_cpu() - self.self0))
+        self.others = max(0.0, (busy - self.busy0) - self.ours - self.kworkers - (self_cpu() - self.self0))
         self.others_share = self.others / capacity  # fraction of the machine others used
         self.ours_share = self.ours / capacity
         return False

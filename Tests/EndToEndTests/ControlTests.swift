@@ -33,6 +33,57 @@ import Darwin
         return (app, sp)
     }
 
+    @Test func relativeScalesArrivingTogetherAllCountAndEachReplyShowsItsOwnStep() async throws {
+        let (app, sp) = try await startApp()
+        // Each applies to the formation as it is when it arrives, not to a copy read earlier.
+        let replies = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    let r = try await runSwiftProc(["scale", "worker=+1"], in: app)
+                    #expect(r.status == 0, "\(r.err)")
+                    return r.out
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(try await status(app).groups.map(\.desired) == [1, 5], "\(replies)")
+        let steps = replies.compactMap { $0.split(separator: "\n").first { $0.hasPrefix("worker: ") } }.map(String.init).sorted()
+        #expect(steps == ["worker: 1 → 2", "worker: 2 → 3", "worker: 3 → 4", "worker: 4 → 5"], "\(replies)")
+        sp.signal(SIGINT)
+        #expect(await sp.waitForExit() == 0)
+    }
+
+    @Test func scalingUpWhileInstancesStillStopCountsThePortsTheyHold() async throws {
+        let base = freePorts(3)
+        // Two workers that ignore the kill signal (SIGKILL after 2 s); the proxy listens on the
+        // port a third worker would take.
+        let app = try makeApp(["fly.toml": """
+            app = "stopping"
+            kill_timeout = 2
+            [processes]
+              worker = "trap '' INT; echo booted $PS; exec sleep 1000"
+            [http_service]
+              internal_port = \(base + 2)
+              processes = ["worker"]
+            """])
+        let sp = try SwiftProc(["start", "--no-color", "-m", "worker=2", "-p", "\(base)"], in: app)
+        #expect(await eventually { sp.stdout.text.contains("booted worker.2") }, "\(sp.stdout.text)\(sp.stderr.text)")
+        let down = Task { try await runSwiftProc(["scale", "worker=0"], in: app) }
+        #expect(try await eventually { try await status(app).instances.contains { $0.state == "stopping" } })
+        // worker.1 and worker.2 still hold their ports: new ones would be worker.3 (the proxy's
+        // port) and worker.4.
+        let early = try await runSwiftProc(["scale", "worker=2"], in: app)
+        #expect(early.status == 1)
+        #expect(early.err.contains("still stopping") && early.err.contains("\(base + 2)"), "\(early.err)")
+        #expect(try await down.value.status == 0)
+        let later = try await runSwiftProc(["scale", "worker=2"], in: app)
+        #expect(later.status == 0, "\(later.err)")
+        #expect(try await status(app).instances.map(\.name) == ["worker.1", "worker.2"])
+        sp.signal(SIGINT)
+        // Not 0: the workers ignore the kill signal, so they end by SIGKILL.
+        #expect(await sp.waitForExit() != nil)
+    }
+
     @Test func scaleChangesTheLiveFormationAndStatusAgreesWithProc() async throws {
         let (app, sp) = try await startApp()
         let up = try await runSwiftProc(["scale", "worker=3"], in: app)

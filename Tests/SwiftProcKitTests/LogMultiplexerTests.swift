@@ -145,6 +145,25 @@ private func bySource(_ output: [UInt8], timestamps: Bool = true) -> (lines: [St
         mux.shutdown()
     }
 
+    /// The same on a pty, where readiness is edge-triggered: the prompt's bytes raise one event,
+    /// and the quiet period must still print them while the child waits.
+    @Test func unterminatedLineOnAPTYIsFlushedAfterTheQuietPeriod() throws {
+        let (fd, path) = LogTest.tempOutput()
+        defer { close(fd); unlink(path) }
+        let mux = LogMultiplexer(output: fd, style: LogStyle(color: false, timestamps: false))
+        let closes = CloseCounter()
+        let (p, m) = try LogTest.spawnPTY("printf 'name? '; exec sleep 60")
+        mux.attach(fd: m, source: "ask.1", group: "ask", colorIndex: 0, isPTY: true, onClose: closes.callback("ask.1"))
+        #expect(LogTest.wait(seconds: 10) { text(LogTest.readFile(path)) == "ask.1  | name? \n" })
+        #expect(p.isRunning)
+        // SIGKILL: the test runner's blocked signals are inherited by the child.
+        kill(p.processIdentifier, SIGKILL)
+        #expect(closes.wait(for: 1, seconds: 30))
+        p.waitUntilExit()
+        #expect(text(LogTest.readFile(path)) == "ask.1  | name? \n")
+        mux.shutdown()
+    }
+
     /// System lines and child lines share the writer; the ring holds exactly what was printed, and
     /// the formatter reproduces the printed bytes from the ring's records (the `logs` client path).
     @Test func ringMatchesOutputAndSystemLinesInterleaveWholeLines() throws {

@@ -89,14 +89,22 @@ import Testing
         #expect(pool.idleSeconds("a") == 0)
     }
 
-    @Test func waitForChangeWakesOnAddAndTimesOut() async {
-        let pool = BackendPool(concurrency: nil)
-        let generation = pool.acquire().generation
-        let timedOut = await runOnThread { pool.waitForChange(after: generation, until: ProxyClock.now + 0.05) }
-        #expect(timedOut == false)
-        async let woke = runOnThread { pool.waitForChange(after: generation, until: ProxyClock.now + 10) }
+    @Test func observersHearOfEveryChangeAWaitingClientCaresAbout() {
+        let pool = BackendPool(concurrency: ProxyConcurrency(softLimit: nil, hardLimit: 1))
+        let heard = LockedValue(0)
+        pool.observeChanges { heard.set(heard.value + 1) }
+        let start = pool.currentGeneration
         pool.add(id: "a", port: 1)
-        #expect(await woke == true)
+        #expect(heard.value == 1)
+        let lease = pool.acquire().lease
+        #expect(lease != nil)
+        #expect(pool.acquire().lease == nil, "at hard_limit")
+        pool.release(lease!)              // a slot frees up
+        pool.setHealthy("a", false)       // out of rotation
+        pool.update(concurrency: nil)     // new limits
+        pool.remove("a")
+        #expect(heard.value == 5)
+        #expect(pool.currentGeneration == start &+ 5)
     }
 
     @Test func concurrencyFromConfig() {

@@ -15,7 +15,8 @@ final class ProxyFixture: @unchecked Sendable {
     let noBackendCalls = CallCounter()
 
     init(servers: [LoopbackServer], concurrency: ProxyConcurrency? = nil, waitForBackend: Double = 10,
-         httpErrors: Bool = true, addServers: Bool = true, splice: Bool = true) throws {
+         httpErrors: Bool = true, addServers: Bool = true, splice: Bool = true,
+         timeouts: ProxyTimeouts = ProxyTimeouts(), admission: ProxyAdmission = ProxyAdmission(limit: 10_000)) throws {
         self.servers = servers
         pool = BackendPool(concurrency: concurrency)
         if addServers {
@@ -23,7 +24,8 @@ final class ProxyFixture: @unchecked Sendable {
         }
         let calls = noBackendCalls
         proxy = TCPProxy(port: 0, pool: pool, waitForBackend: waitForBackend,
-                         onNoBackend: { calls.increment() }, httpErrors: httpErrors)
+                         onNoBackend: { calls.increment() }, httpErrors: httpErrors,
+                         timeouts: timeouts, admission: admission)
         proxy.spliceAllowed = splice
         try proxy.start()
     }

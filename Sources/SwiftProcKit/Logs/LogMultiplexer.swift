@@ -8,8 +8,10 @@ import Foundation
 /// Merges the output of every child into one stream of prefixed lines (`12:00:01 app.2  | hello`),
 /// keeps the recent lines for `swiftproc logs`, and prints the supervisor's own lines alongside.
 ///
-/// One dedicated reader `Thread` runs `poll()` over all attached fds plus a self-pipe (woken on
-/// attach, register, flush, shutdown). Per iteration it reads up to 64 KiB from each ready fd,
+/// One dedicated reader `Thread` waits on all attached fds plus a self-pipe (woken on attach,
+/// register, flush, shutdown) with ``Platform/ReadinessPoller`` — edge-triggered epoll on Linux,
+/// because `poll(2)` on a pty master waits inside the kernel for the pty's pending input work,
+/// one busy pty after another. Per round it reads each fd that signalled until a short read,
 /// splits lines (``LineSplitter``), formats them (``LogFormatter``, prefix cached per fd, clock
 /// cached per second) into one batch, writes the batch with one `write(2)` (``LogWriter``) and
 /// stores it in ``recent`` with one lock. It never waits on the supervisor.
@@ -139,7 +141,7 @@ public final class LogMultiplexer: @unchecked Sendable {
         for r in records { recent.append(r) }
     }
 
-    /// Blocks until the reader has completed a full `poll` round started after this call: every byte
+    /// Blocks until the reader has completed a full round started after this call: every byte
     /// it had read is written, and every fd that was readable has been read once.
     public func flush() {
         inbox.condition.lock()

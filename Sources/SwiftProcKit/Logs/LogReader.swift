@@ -78,31 +78,44 @@ final class LogInbox: @unchecked Sendable {
     }
 }
 
-/// The body of the reader thread: `poll()` over every child fd + the wake pipe, one `read` of up
-/// to 64 KiB per ready fd per iteration, lines formatted into one batch that is written with one
-/// `write(2)` (and stored in the ring with one lock) per iteration.
+/// The body of the reader thread: waits on every child fd + the wake pipe
+/// (``Platform/ReadinessPoller``: edge-triggered epoll on Linux), reads each fd that signalled
+/// until a short read (a pty gives at most ~4 KiB a read; a pipe up to 64 KiB), formats the lines
+/// into one batch that is written with one `write(2)` (and stored in the ring with one lock) per
+/// round.
 ///
 /// Everything here except `inbox`, `writer`, `ring` is touched only by the reader thread.
 final class LogReaderLoop: @unchecked Sendable {
     // @unchecked: confined to the reader thread (see above); the shared parts are thread-safe.
     static let readSize = 64 * 1024
-    /// A batch larger than this is written mid-iteration, bounding memory with many busy fds.
+    /// A batch larger than this is written mid-round, bounding memory with many busy fds.
     static let batchLimit = 1 << 20
     /// A read at least this large means the writer was ahead of the reader (see `quiet(afterReading:)`).
     static let bufferBoundaryRead = 1024
+    /// Reads of one fd per round at most, so a hung-up fd with a huge pipe buffer cannot hold
+    /// the others (its rest is read in the next rounds).
+    static let readsPerRound = 64
 
     final class Stream {
         let fd: Int32
         let attachment: LogAttachment
         let sourceID: Int32
-        var splitter = LineSplitter()
-        var prefix: LogFormatter.Prefix
-        var lastData: UInt64 = 0
+        // Per-line state, reader thread only: no run-time exclusivity checks (see ByteBuffer).
+        @exclusivity(unchecked) var splitter = LineSplitter()
+        @exclusivity(unchecked) var prefix: LogFormatter.Prefix
+        @exclusivity(unchecked) var lastData: UInt64 = 0
         /// How long an unterminated line may sit quiet before it is printed on its own; set by
         /// the read that left it (see ``LogReaderLoop/quiet(afterReading:)``).
-        var quietFor: UInt64 = 0
+        @exclusivity(unchecked) var quietFor: UInt64 = 0
         var eof = false
-        var tap: (any LogTap)?
+        /// The other end hung up: read until EOF, whatever the read sizes.
+        var hangup = false
+        /// Input may be waiting that no readiness event will announce again (a read was cut
+        /// short by `readsPerRound`): read it next round.
+        var backlog = false
+        /// The round in which the poller last reported this fd.
+        var reportedRound = -1
+        @exclusivity(unchecked) var tap: (any LogTap)?
 
         init(attachment: LogAttachment, sourceID: Int32, prefix: LogFormatter.Prefix) {
             fd = attachment.fd
@@ -117,17 +130,22 @@ final class LogReaderLoop: @unchecked Sendable {
     let ring: RecentLines
     let quietNanoseconds: UInt64
 
-    private var formatter: LogFormatter
+    // Per-line state, reader thread only: no run-time exclusivity checks (see ByteBuffer).
+    @exclusivity(unchecked) private var formatter: LogFormatter
     private var widthGeneration = -1
     private var tapGeneration = 0
     private var taps: [String: any LogTap] = [:]
     private var streams: [Stream] = []
-    private var pollfds: [pollfd] = []
+    private var streamsByFD: [Int32: Stream] = [:]
+    private let poller = Platform.ReadinessPoller()
+    private var events: [Platform.ReadinessPoller.Event] = []
+    private var ready: [Stream] = []
+    private var round = 0
     private let batch = ByteBuffer(capacity: 256 * 1024)
-    private var pendingRecords: [RecentLines.Pending] = []
+    @exclusivity(unchecked) private var pendingRecords: [RecentLines.Pending] = []
     private let readBuffer = UnsafeMutableRawPointer.allocate(byteCount: LogReaderLoop.readSize, alignment: 16)
-    private var wallTime: Double = 0
-    private var second = 0
+    @exclusivity(unchecked) private var wallTime: Double = 0
+    @exclusivity(unchecked) private var second = 0
 
     init(inbox: LogInbox, writer: LogWriter, ring: RecentLines, quietPeriod: Double) {
         self.inbox = inbox
@@ -136,6 +154,8 @@ final class LogReaderLoop: @unchecked Sendable {
         quietNanoseconds = quietPeriod.isFinite ? UInt64(max(quietPeriod, 0) * 1e9) : .max
         formatter = inbox.formatter
         pendingRecords.reserveCapacity(4096)
+        events.reserveCapacity(64)
+        ready.reserveCapacity(64)
     }
 
     deinit { readBuffer.deallocate() }
@@ -144,21 +164,32 @@ final class LogReaderLoop: @unchecked Sendable {
         inbox.condition.lock()
         inbox.readerThread = pthread_self()
         inbox.condition.unlock()
-        rebuildPollSet()
+        poller.add(inbox.wakeRead)
         while true {
-            let timeout = pollTimeout()
-            let r = poll(&pollfds, nfds_t(pollfds.count), timeout)
-            if r < 0 && errno != EINTR {
-                // ENOMEM and the like: back off instead of spinning.
-                _ = poll(nil, 0, 10)
+            let timeout = streams.contains(where: { $0.backlog }) ? 0 : pollTimeout()
+            poller.wait(timeoutMilliseconds: timeout, into: &events)
+            round &+= 1
+            ready.removeAll(keepingCapacity: true)
+            for e in events {
+                if e.fd == inbox.wakeRead {
+                    drainWakePipe()
+                } else if let s = streamsByFD[e.fd] {
+                    s.reportedRound = round
+                    if e.hangup { s.hangup = true }
+                    ready.append(s)
+                }
             }
-            if pollfds[0].revents != 0 { drainWakePipe() }
+            for s in streams where s.backlog && s.reportedRound != round {
+                s.reportedRound = round
+                ready.append(s)
+            }
 
             // Commands from other threads.
             inbox.condition.lock()
             let attachments = inbox.attachments
             inbox.attachments.removeAll()
             let serving = inbox.flushRequested
+            let flushWaiting = inbox.flushRequested > inbox.flushCompleted
             let shutdown = inbox.shutdownRequested
             if inbox.widthGeneration != widthGeneration {
                 widthGeneration = inbox.widthGeneration
@@ -171,32 +202,32 @@ final class LogReaderLoop: @unchecked Sendable {
                 for s in streams { s.tap = taps[s.attachment.source] }
             }
             inbox.condition.unlock()
-            // Streams polled this round; new ones are appended after them (pollfds[i + 1] ↔ streams[i]).
-            let polled = pollfds.count - 1
+            // New streams were not waited on this round; the next wait reports their input.
             for a in attachments { add(a) }
 
             updateClock()
             let now = monotonicNanoseconds()
-            var changed = !attachments.isEmpty
-            if r > 0 {
-                for i in 1..<pollfds.count where pollfds[i].revents != 0 {
-                    readOnce(streams[i - 1], now: now)
-                }
+            for s in ready { drain(s, now: now) }
+            if flushWaiting {
+                // `flush()` promises every fd that was readable has been read: ask the ones no
+                // event named too (on a pty the read also collects what the kernel has not
+                // handed over yet, as poll(2) did).
+                for s in streams where s.reportedRound != round && !s.eof { drain(s, now: now) }
             }
-            // Quiet-period flush: only for fds poll just found idle, so a slow iteration (blocked
-            // output) never tears a line whose rest is already waiting in the pipe.
+            // Quiet-period flush, only for fds the wait just found idle — so a slow round (blocked
+            // output) never tears a line whose rest is already waiting.
             if quietNanoseconds != .max {
-                for i in 0..<polled where pollfds[i + 1].revents == 0 {
-                    let s = streams[i]
-                    if s.splitter.hasPartialLine && now &- s.lastData >= s.quietFor { flushPartial(s) }
+                for s in streams where s.reportedRound != round && !s.eof && s.splitter.hasPartialLine
+                    && now &- s.lastData >= s.quietFor {
+                    // Edge-triggered readiness asked nobody: make sure the rest is not sitting in
+                    // the fd (or in a pty's not yet delivered buffer — a read waits for that).
+                    let before = s.lastData
+                    drain(s, now: now)
+                    if s.lastData == before && !s.eof { flushPartial(s) }
                 }
             }
             commit()
-            if streams.contains(where: { $0.eof }) {
-                closeFinished()
-                changed = true
-            }
-            if changed { rebuildPollSet() }
+            if streams.contains(where: { $0.eof }) { closeFinished() }
 
             if shutdown {
                 drainAndCloseAll()
@@ -227,12 +258,8 @@ final class LogReaderLoop: @unchecked Sendable {
         let stream = Stream(attachment: a, sourceID: id, prefix: formatter.makePrefix(name: a.source, colorIndex: a.colorIndex))
         stream.tap = taps[a.source]
         streams.append(stream)
-    }
-
-    private func rebuildPollSet() {
-        pollfds.removeAll(keepingCapacity: true)
-        pollfds.append(pollfd(fd: inbox.wakeRead, events: Int16(POLLIN), revents: 0))
-        for s in streams { pollfds.append(pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0)) }
+        streamsByFD[a.fd] = stream
+        poller.add(a.fd)
     }
 
     private func pollTimeout() -> Int32 {
@@ -247,20 +274,35 @@ final class LogReaderLoop: @unchecked Sendable {
         return Int32(min((earliest - now + 999_999) / 1_000_000, 60_000))
     }
 
-    /// One read of up to 64 KiB. 0 (pipe EOF), `EIO` (pty EOF on Linux) or any other error ends the stream.
-    private func readOnce(_ s: Stream, now: UInt64) {
-        let n = read(s.fd, readBuffer, LogReaderLoop.readSize)
-        if n > 0 {
-            s.tap?.receive(UnsafeRawBufferPointer(start: readBuffer, count: n))
-            s.lastData = now
-            s.quietFor = quiet(afterReading: n)
-            s.splitter.feed(UnsafeRawBufferPointer(start: readBuffer, count: n)) { line in emit(line, s) }
-            if batch.count >= LogReaderLoop.batchLimit { commit() }
+    /// Reads until a short read (drained for now: the next input raises a new readiness event),
+    /// or — after a hang-up — until EOF. 0 (pipe EOF), `EIO` (pty EOF on Linux) or any other
+    /// error ends the stream. One read per readiness is all a pty gives: a read takes what its
+    /// input buffer holds (at most 4 KiB) and the kernel refills it asynchronously.
+    private func drain(_ s: Stream, now: UInt64) {
+        s.backlog = false
+        for _ in 0..<LogReaderLoop.readsPerRound {
+            let n = read(s.fd, readBuffer, LogReaderLoop.readSize)
+            if n > 0 {
+                s.tap?.receive(UnsafeRawBufferPointer(start: readBuffer, count: n))
+                s.lastData = now
+                s.quietFor = quiet(afterReading: n)
+                s.splitter.feed(UnsafeRawBufferPointer(start: readBuffer, count: n)) { line in emit(line, s) }
+                if batch.count >= LogReaderLoop.batchLimit { commit() }
+                if n < LogReaderLoop.readSize && !s.hangup { return }
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // A hang-up with nothing readable yet (the last bytes are still on their way):
+                // keep asking each round rather than wait for an event that may not come.
+                if s.hangup { s.backlog = true }
+                return
+            }
+            s.eof = true
+            flushPartial(s)
             return
         }
-        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
-        s.eof = true
-        flushPartial(s)
+        s.backlog = true
     }
 
     /// A partial line that a small read left is a prompt or a progress bar: show it after the
@@ -297,6 +339,8 @@ final class LogReaderLoop: @unchecked Sendable {
         var closed: [LogAttachment] = []
         streams.removeAll { s in
             guard s.eof else { return false }
+            poller.remove(s.fd)
+            streamsByFD[s.fd] = nil
             close(s.fd)
             s.tap?.closed()
             closed.append(s.attachment)
@@ -305,18 +349,21 @@ final class LogReaderLoop: @unchecked Sendable {
         for a in closed { a.onClose() }
     }
 
-    /// Shutdown: read what is already in the pipes (bounded, so an endless writer cannot hold us),
-    /// flush partial lines, close everything.
+    /// Shutdown: read what is already in the pipes and ptys (bounded, so an endless writer
+    /// cannot hold us), flush partial lines, close everything.
     private func drainAndCloseAll() {
         for _ in 0..<256 {
-            rebuildPollSet()
-            guard streams.count > 0, poll(&pollfds, nfds_t(pollfds.count), 0) > 0 else { break }
+            guard !streams.isEmpty else { break }
             updateClock()
             let now = monotonicNanoseconds()
             var any = false
-            for i in 1..<pollfds.count where pollfds[i].revents != 0 {
-                readOnce(streams[i - 1], now: now)
-                any = true
+            for s in streams where !s.eof {
+                let before = s.lastData
+                // Ask every fd, not just those with a fresh event: a read is cheap, and on a pty
+                // it also collects input the kernel has not moved to the read buffer yet.
+                s.hangup = true
+                drain(s, now: now)
+                if s.lastData != before || s.eof { any = true }
             }
             commit()
             closeFinished()
@@ -328,7 +375,6 @@ final class LogReaderLoop: @unchecked Sendable {
         }
         commit()
         closeFinished()
-        pollfds.removeAll()
     }
 
     private func drainWakePipe() {

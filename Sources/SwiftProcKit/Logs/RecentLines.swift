@@ -80,25 +80,26 @@ public final class RecentLines: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private var entries: [Entry]
-    private var head = 0
-    private var stored = 0
-    private var appended = 0
+    // Touched per stored line, always under `lock`: no run-time exclusivity checks (see ByteBuffer).
+    @exclusivity(unchecked) private var entries: [Entry]
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private var stored = 0
+    @exclusivity(unchecked) private var appended = 0
     private let arena: UnsafeMutableRawPointer
-    private var writePosition = 0
-    private var sources: [Source] = []
+    @exclusivity(unchecked) private var writePosition = 0
+    @exclusivity(unchecked) private var sources: [Source] = []
     private var sourceIDs: [Source: Int32] = [:]
-    private var subscribers: [(subscriber: any LogSubscriber, filter: LogFilter)] = []
+    @exclusivity(unchecked) private var subscribers: [(subscriber: any LogSubscriber, filter: LogFilter)] = []
     /// Each group's share: when the arena evicts a line of a group that holds fewer than its
     /// share of records, the line moves to that group's reserve instead of being lost, so one
     /// flooding group cannot push a quiet one out of `swiftproc logs`. Source id → group id.
-    private var sourceGroup: [Int] = []
+    @exclusivity(unchecked) private var sourceGroup: [Int] = []
     private var groupIDs: [String: Int] = [:]
     /// Per group id: records in the arena, and the reserve (oldest first) with its byte count.
-    private var inArena: [Int] = []
-    private var arenaBytes: [Int] = []
-    private var reserves: [[Kept]] = []
-    private var reserveBytes: [Int] = []
+    @exclusivity(unchecked) private var inArena: [Int] = []
+    @exclusivity(unchecked) private var arenaBytes: [Int] = []
+    @exclusivity(unchecked) private var reserves: [[Kept]] = []
+    @exclusivity(unchecked) private var reserveBytes: [Int] = []
 
     public init(capacity: Int = RecentLines.defaultCapacity, byteCapacity: Int = RecentLines.defaultByteCapacity) {
         // Bounded whatever the caller asks: the entries grow as lines arrive, never up front.

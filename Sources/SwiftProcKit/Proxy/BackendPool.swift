@@ -75,7 +75,7 @@ public final class BackendPool: @unchecked Sendable {
     private var leases: [UInt64: Backend] = [:]
     private var nextToken: UInt64 = 1
     private var cursor = 0
-    /// Bumped on every change a waiting client may care about.
+    /// Bumped on every change a waiting client may care about (and ``observeChanges(_:)`` told).
     private var generation: UInt64 = 0
 
     /// Called, outside the lock, when a connection had to go to a backend at or over
@@ -238,6 +238,24 @@ public final class BackendPool: @unchecked Sendable {
     private func changed() {
         generation &+= 1
         condition.broadcast()
+        for observer in observers { observer() }
+    }
+
+    /// Called, with the pool's lock held, on every change a waiting client may care about. An
+    /// observer must not call back into the pool (the proxy only schedules work on its loops).
+    private var observers: [@Sendable () -> Void] = []
+
+    func observeChanges(_ observer: @escaping @Sendable () -> Void) {
+        condition.lock()
+        observers.append(observer)
+        condition.unlock()
+    }
+
+    /// The generation now; a client that found no backend at an older one looks again.
+    var currentGeneration: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return generation
     }
 
     private func available(_ backend: Backend) -> Bool {
@@ -247,7 +265,7 @@ public final class BackendPool: @unchecked Sendable {
     }
 
     /// Takes a slot on the best available backend not in `excluded`, or nil; with the
-    /// generation to pass to ``waitForChange(after:until:)`` when there is none.
+    /// generation to compare with ``currentGeneration`` after registering as a waiter.
     func acquire(excluding excluded: Set<String> = []) -> (lease: BackendLease?, generation: UInt64) {
         var saturated = false
         defer { if saturated { onSaturated?() } }
@@ -312,27 +330,6 @@ public final class BackendPool: @unchecked Sendable {
         changed()
         condition.unlock()
         for waiter in waiters { waiter.finish() }
-    }
-
-    /// Blocks until the pool changed after `generation`, or until `deadline` (``ProxyClock``
-    /// seconds). Returns false on timeout.
-    @discardableResult
-    func waitForChange(after generation: UInt64, until deadline: Double) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while self.generation == generation {
-            let remaining = deadline - ProxyClock.now
-            if remaining <= 0 { return false }
-            _ = condition.wait(until: Date(timeIntervalSinceNow: remaining))
-        }
-        return true
-    }
-
-    /// Wakes every waiting client (the proxy stopping).
-    func wakeWaiters() {
-        condition.lock()
-        changed()
-        condition.unlock()
     }
 
     /// Why no backend is available, for the 503's body.

@@ -91,9 +91,9 @@ enum TCPSocket {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Accepts one connection: a blocking, close-on-exec descriptor, or the `errno`
-    /// (`EAGAIN` when the nonblocking listener has nothing queued).
-    static func accept(_ listener: Int32) -> Result<Int32, SocketError> {
+    /// Accepts one connection: a close-on-exec descriptor (blocking unless `nonBlocking`), or
+    /// the `errno` (`EAGAIN` when the nonblocking listener has nothing queued).
+    static func accept(_ listener: Int32, nonBlocking: Bool = false) -> Result<Int32, SocketError> {
         while true {
             #if os(Linux)
             let client = Glibc.accept(listener, nil, nil)
@@ -103,7 +103,7 @@ enum TCPSocket {
             if client >= 0 {
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                 Sockets.setNoSigPipe(client)
-                setNonBlocking(client, false)
+                setNonBlocking(client, nonBlocking)
                 return .success(client)
             }
             if errno == EINTR { continue }
@@ -200,9 +200,16 @@ enum TCPSocket {
         }
     }
 
-    /// Sends all `count` bytes (blocking); false when the peer is gone.
+    /// Sends all `count` bytes (blocking); false when the peer is gone (or a send timeout hit).
     @inline(__always)
     static func sendAll(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Bool {
+        sendSome(fd, buffer, count) == count
+    }
+
+    /// Sends what a nonblocking socket takes now: the byte count (0 when its buffer is full),
+    /// or -1 when the peer is gone (`errno` set).
+    @inline(__always)
+    static func sendSome(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
         var offset = 0
         while offset < count {
             let sent = send(fd, buffer + offset, count - offset, Sockets.sendFlags)
@@ -210,11 +217,13 @@ enum TCPSocket {
                 offset += sent
             } else if sent < 0 && errno == EINTR {
                 continue
+            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break
             } else {
-                return false
+                return -1
             }
         }
-        return true
+        return offset
     }
 
     static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

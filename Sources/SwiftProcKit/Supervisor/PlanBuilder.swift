@@ -139,10 +139,10 @@ extension SupervisorPlan {
         (1...16).contains(text.count) && text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
     }
 
-    /// Instances the supervisor can hold with `openFiles` descriptors: about four each, and 64
-    /// kept for the control socket, proxies and logs.
+    /// Instances the supervisor can hold with `openFiles` descriptors: its share of the
+    /// ``DescriptorBudget`` (the proxies' connections get the other share).
     public static func instanceBudget(openFiles: Int) -> Int {
-        max(1, (openFiles - 64) / 4)
+        DescriptorBudget(openFiles: openFiles).instances
     }
 
     /// The rules every formation obeys — at start, in `check`, and for each `scale`: at most

@@ -63,7 +63,7 @@ extension Supervisor {
                                  guard let (supervisor, route) = owner?.target else { return }
                                  Task { await supervisor.connectionWaiting(route) }
                              },
-                             httpErrors: route.service.isHTTP)
+                             httpErrors: route.service.isHTTP, admission: proxyAdmission)
         try proxy.start()
         return proxy
     }

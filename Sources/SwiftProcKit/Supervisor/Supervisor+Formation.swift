@@ -27,6 +27,19 @@ extension Supervisor {
         }
     }
 
+    /// Applies `change` to the formation as it is at this moment — not to a copy read earlier,
+    /// so two `scale worker=+1` arriving together add two — and returns the counts before and
+    /// after it, as this change made them (another request's change is not mixed in).
+    public func scale(_ change: FormationChange) async throws(ControlServiceError) -> (before: [(group: String, count: Int)], after: [(group: String, count: Int)]) {
+        let before = formation
+        let target = change.applied(to: Formation(before.map { Formation.Entry(group: $0.group, count: $0.count) }))
+        let counts = Dictionary(target.entries.map { ($0.group, $0.count) }, uniquingKeysWith: { _, last in last })
+        let after = before.map { (group: $0.group, count: counts[$0.group] ?? $0.count) }
+        // Runs on this actor up to its first suspension, which comes after `desired` is updated.
+        try await scale(target.entries.map { ($0.group, $0.count) })
+        return (before, after)
+    }
+
     /// Changes the formation: starts missing instances at the lowest free indexes, stops surplus
     /// ones highest index first (each drained, then the kill signal and timeout), and returns
     /// when done. Throws, changing nothing, for an unknown group or a count whose ports would
@@ -41,24 +54,42 @@ extension Supervisor {
             }
             after[group] = count
         }
-        try check(after)
+        // Instances still stopping keep their index (and port) until they are gone, so two live
+        // processes never share a name: new ones take the lowest free indexes, which may lie
+        // beyond `count`. The ports checked are those of the highest index each group will use.
+        var newIndexes: [String: [Int]] = [:]
+        var span = after
+        for (group, count) in targets {
+            let current = instances.filter { $0.group == group && $0.wanted }
+            guard count > current.count else { continue }
+            let used = Set(instances.filter { $0.group == group && ($0.wanted || $0.pid != nil || $0.pendingExit != nil) }
+                .map(\.index))
+            var indexes: [Int] = []
+            var index = 1
+            for _ in 0..<(count - current.count) {
+                while used.contains(index) { index += 1 }
+                indexes.append(index)
+                index += 1
+            }
+            newIndexes[group] = indexes
+            span[group] = max(count, indexes.last ?? 0, current.map(\.index).max() ?? 0)
+        }
+        do {
+            try check(span)
+        } catch where span != after {
+            throw ControlServiceError(error.message + " (counting instances still stopping, which keep their index and "
+                                      + "port until they exit; try again once they have)")
+        }
         var stopping: [Int] = []
         for (group, count) in targets {
             desired[group] = count
             let current = instances.filter { $0.group == group && $0.wanted }
             if count > current.count {
-                // Instances still stopping keep their index until they are gone, so two live
-                // processes never share a name.
-                let used = Set(instances.filter { $0.group == group && ($0.wanted || $0.pid != nil || $0.pendingExit != nil) }
-                    .map(\.index))
-                var index = 1
-                for _ in 0..<(count - current.count) {
-                    while used.contains(index) { index += 1 }
+                for index in newIndexes[group] ?? [] {
                     log.register(name: "\(group).\(index)")
                     // An old, finished entry with that index makes way for the new one.
                     instances.removeAll { $0.group == group && $0.index == index && !$0.wanted && $0.pendingExit == nil }
                     launch(addInstance(group: group, index: index))
-                    index += 1
                 }
             } else if count < current.count {
                 for inst in current.sorted(by: { $0.index > $1.index }).prefix(current.count - count) {

@@ -88,6 +88,9 @@ public actor Supervisor {
     private var childSignal: SignalSource?
     /// One per service: the pool of instances its proxy spreads connections over.
     var routes: [Route]
+    /// The connection limit every proxy of this supervisor shares (from the open-file limit
+    /// when the supervisor starts, after `start` raised it).
+    let proxyAdmission = ProxyAdmission(limit: DescriptorBudget(openFiles: Platform.openFileLimit()).proxyConnections)
     var idleWatch: Task<Void, Never>?
     /// Rolling restarts run one after another, never two at once.
     var restartQueue: Task<Void, Never>?

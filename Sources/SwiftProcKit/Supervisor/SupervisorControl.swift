@@ -99,21 +99,20 @@ public struct SupervisorControl: ControlService {
             return ControlReply(message: before.map { "\($0.group)=\($0.count)" }.joined(separator: " "),
                                 status: await supervisor.snapshot())
         }
-        let current = Formation(before.map { Formation.Entry(group: $0.group, count: $0.count) })
-        let target: Formation
+        let change: FormationChange
         do {
             // Amounts are bounded by the parser and sums saturate: no count can trap the supervisor.
-            target = try FormationChange.parse(words, known: known, defaultGroup: defaultGroup).applied(to: current)
+            change = try FormationChange.parse(words, known: known, defaultGroup: defaultGroup)
         } catch {
             return .failure(error.message)
         }
+        let counts: (before: [(group: String, count: Int)], after: [(group: String, count: Int)])
         do {
-            try await supervisor.scale(target.entries.map { ($0.group, $0.count) })
+            counts = try await supervisor.scale(change)
         } catch {
             return .failure(error.message)
         }
-        let after = await supervisor.formation
-        let lines = zip(before, after).map { b, a in "\(b.group): \(b.count) → \(a.count)" }
+        let lines = zip(counts.before, counts.after).map { b, a in "\(b.group): \(b.count) → \(a.count)" }
         return ControlReply(message: lines.joined(separator: "\n"), status: await supervisor.snapshot())
     }
 
