@@ -113,10 +113,31 @@ public enum Platform {
         catchWithoutAction(SIGPIPE)
     }
 
-    /// Catches `signal` with a handler that does nothing: swiftproc survives it, and — unlike
-    /// `SIG_IGN`, which is inherited across exec — children still get the default action.
+    /// Catches `signal` with a handler that only notes it (``takeCaughtSignal(_:)``): swiftproc
+    /// survives it, and — unlike `SIG_IGN`, which is inherited across exec — children still get
+    /// the default action. The note matters in the moment before libdispatch's own handler
+    /// takes over a ``SignalSource``'s signal: a Ctrl-C then would otherwise be lost.
     public static func catchWithoutAction(_ number: Int32) {
-        signal(number) { _ in }
+        signal(number) { caught in
+            // Async-signal-safe: one aligned store.
+            if caught > 0 && caught < 65 { Platform.caughtSignals[Int(caught)] = 1 }
+        }
+    }
+
+    /// One flag per signal number, set by the handler of ``catchWithoutAction(_:)``.
+    nonisolated(unsafe) static let caughtSignals: UnsafeMutablePointer<Int32> = {
+        let flags = UnsafeMutablePointer<Int32>.allocate(capacity: 65)
+        flags.initialize(repeating: 0, count: 65)
+        return flags
+    }()
+
+    /// Whether `number` reached the do-nothing handler since the last call (and clears that).
+    public static func takeCaughtSignal(_ number: Int32) -> Bool {
+        guard number > 0 && number < 65 else { return false }
+        let flags = caughtSignals
+        guard flags[Int(number)] != 0 else { return false }
+        flags[Int(number)] = 0
+        return true
     }
 
     /// Whether `signal` is currently ignored (`SIG_IGN`) by this process — and so by every child it spawns.

@@ -33,10 +33,13 @@ public enum OneOffProcess {
         let terminal = isatty(STDIN_FILENO) == 1 && Terminal.foregroundGroup(STDIN_FILENO) == getpgrp()
         // Signals for swiftproc go to the child's group. On a terminal, Ctrl-C and Ctrl-\ reach
         // the child directly once it has the foreground; caught here (a handler, which the child
-        // does not inherit, unlike SIG_IGN) they cannot kill swiftproc in the moment before.
-        let pid = Locked<pid_t>(0)
-        let sources = [SIGTERM, SIGHUP, SIGINT, SIGQUIT].map { number in
-            SignalSource(number) { if !terminal || number == SIGTERM || number == SIGHUP { Platform.signalGroup(pid.get(), number) } }
+        // does not inherit, unlike SIG_IGN) they cannot kill swiftproc in the moment before, and
+        // one typed in that moment (the child may already be printing) is passed on to it.
+        let forwarding = SignalForwarding(terminal: terminal)
+        let forwarded = [SIGTERM, SIGHUP, SIGINT, SIGQUIT]
+        forwarded.forEach { _ = Platform.takeCaughtSignal($0) }
+        let sources = forwarded.map { number in
+            SignalSource(number) { forwarding.received(number) }
         }
         defer { withExtendedLifetime(sources) {} }
 
@@ -44,17 +47,57 @@ public enum OneOffProcess {
         try watchdog.start()
         defer { watchdog.close() }
         try Platform.runWithCleanSignalMask(process)
-        pid.set(process.processIdentifier)
-        let watched = watchdog.watch(pgid: process.processIdentifier, signal: killSignal, timeout: killTimeout)
         if terminal {
+            // First, so the child has the terminal as early as possible.
             Terminal.setForegroundGroup(STDIN_FILENO, process.processIdentifier)
             Platform.signalGroup(process.processIdentifier, SIGCONT)
         }
+        // A signal that came before libdispatch took over reached only the do-nothing handler.
+        for number in forwarded where Platform.takeCaughtSignal(number) { forwarding.received(number) }
+        forwarding.started(process.processIdentifier)
+        let watched = watchdog.watch(pgid: process.processIdentifier, signal: killSignal, timeout: killTimeout)
         process.waitUntilExit()
         // Reaped: what it left in the background is its own business, as before; its number is free.
         watchdog.forget(watched)
         if terminal { Terminal.setForegroundGroup(STDIN_FILENO, getpgrp()) }
         return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+}
+
+/// Where `run`'s signals go: to the child's group — on a terminal only SIGTERM and SIGHUP once
+/// the child has the foreground (the terminal sends Ctrl-C and Ctrl-\\ to it directly), every one
+/// before that; one that arrives before the child exists is delivered when it does.
+private final class SignalForwarding: @unchecked Sendable {
+    private let lock = NSLock()
+    private let terminal: Bool
+    private var pid: pid_t = 0
+    private var early: [Int32] = []
+
+    init(terminal: Bool) {
+        self.terminal = terminal
+    }
+
+    func received(_ number: Int32) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard pid > 0 else {
+            early.append(number)
+            return
+        }
+        // While the child has the foreground, the terminal sends it Ctrl-C and Ctrl-\ itself.
+        if !terminal || number == SIGTERM || number == SIGHUP || Terminal.foregroundGroup(STDIN_FILENO) != pid {
+            Platform.signalGroup(pid, number)
+        }
+    }
+
+    /// The child runs (and, on a terminal, has the foreground): deliver what came before.
+    func started(_ child: pid_t) {
+        lock.lock()
+        pid = child
+        let pending = early
+        early = []
+        lock.unlock()
+        for number in pending { Platform.signalGroup(child, number) }
     }
 }
 
