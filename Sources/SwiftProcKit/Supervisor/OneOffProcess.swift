@@ -45,11 +45,13 @@ public enum OneOffProcess {
         defer { watchdog.close() }
         try Platform.runWithCleanSignalMask(process)
         pid.set(process.processIdentifier)
-        let watched = watchdog.watch(pgid: process.processIdentifier, signal: killSignal, timeout: killTimeout)
+        // The terminal first: until the child has the foreground, a Ctrl-C typed there reaches
+        // swiftproc, which does not pass it on.
         if terminal {
             Terminal.setForegroundGroup(STDIN_FILENO, process.processIdentifier)
             Platform.signalGroup(process.processIdentifier, SIGCONT)
         }
+        let watched = watchdog.watch(pgid: process.processIdentifier, signal: killSignal, timeout: killTimeout)
         process.waitUntilExit()
         // Reaped: what it left in the background is its own business, as before; its number is free.
         watchdog.forget(watched)
