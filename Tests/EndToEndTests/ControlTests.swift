@@ -55,11 +55,12 @@ import Darwin
 
     @Test func scalingUpWhileInstancesStillStopCountsThePortsTheyHold() async throws {
         let base = freePorts(3)
-        // Two workers that ignore the kill signal (SIGKILL after 2 s); the proxy listens on the
+        // Two workers that ignore the kill signal (SIGKILL only after a minute: the test ends
+        // their stop itself, so a slow run cannot see them gone early); the proxy listens on the
         // port a third worker would take.
         let app = try makeApp(["fly.toml": """
             app = "stopping"
-            kill_timeout = 2
+            kill_timeout = 60
             [processes]
               worker = "trap '' INT; echo booted $PS; exec sleep 1000"
             [http_service]
@@ -68,20 +69,29 @@ import Darwin
             """])
         let sp = try SwiftProc(["start", "--no-color", "-m", "worker=2", "-p", "\(base)"], in: app)
         #expect(await eventually { sp.stdout.text.contains("booted worker.2") }, "\(sp.stdout.text)\(sp.stderr.text)")
-        let down = Task { try await runSwiftProc(["scale", "worker=0"], in: app) }
+        let workers = Array(try await instancePIDs(app).values)
+        #expect(workers.count == 2)
+        let down = Task { try await runSwiftProc(["scale", "worker=0"], in: app, timeout: 120) }
         #expect(try await eventually { try await status(app).instances.contains { $0.state == "stopping" } })
         // worker.1 and worker.2 still hold their ports: new ones would be worker.3 (the proxy's
         // port) and worker.4.
         let early = try await runSwiftProc(["scale", "worker=2"], in: app)
         #expect(early.status == 1)
         #expect(early.err.contains("still stopping") && early.err.contains("\(base + 2)"), "\(early.err)")
+        for pid in workers { kill(pid, SIGKILL) }
         #expect(try await down.value.status == 0)
         let later = try await runSwiftProc(["scale", "worker=2"], in: app)
         #expect(later.status == 0, "\(later.err)")
         #expect(try await status(app).instances.map(\.name) == ["worker.1", "worker.2"])
         sp.signal(SIGINT)
-        // Not 0: the workers ignore the kill signal, so they end by SIGKILL.
-        #expect(await sp.waitForExit() != nil)
+        // The workers ignore SIGINT: end them (and any restart that slipped in) until swiftproc is done.
+        #expect(await eventually(timeout: 30) {
+            for pid in descendants(of: sp.pid) where
+                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep") {
+                kill(pid, SIGKILL)
+            }
+            return !sp.process.isRunning
+        })
     }
 
     @Test func scaleChangesTheLiveFormationAndStatusAgreesWithProc() async throws {
