@@ -45,14 +45,14 @@ enum Epoll {
     static let dataOffset = 8
     #endif
 
-    /// A `struct epoll_event` whose data is the fd, as bytes.
-    static func event(fd: Int32, events: UInt32) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: eventSize)
-        bytes.withUnsafeMutableBytes { raw in
+    /// `epoll_ctl(epfd, operation, fd, …)` with an `epoll_event` whose data is `fd`, built on
+    /// the stack (the proxy changes interests on every paused or resumed direction).
+    static func control(_ api: API, _ epfd: Int32, _ operation: Int32, _ fd: Int32, events: UInt32) -> Int32 {
+        withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { raw in
             raw.storeBytes(of: events, toByteOffset: 0, as: UInt32.self)
             raw.storeBytes(of: UInt64(UInt32(bitPattern: fd)), toByteOffset: dataOffset, as: UInt64.self)
+            return api.ctl(epfd, operation, fd, raw.baseAddress)
         }
-        return bytes
     }
 
     static func parse(_ p: UnsafeRawPointer) -> (fd: Int32, events: UInt32) {

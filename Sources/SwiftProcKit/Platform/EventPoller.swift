@@ -71,8 +71,7 @@ final class EventPoller {
         #if os(Linux)
         guard let api = Epoll.api else { return false }
         let operation: Int32 = old.isEmpty ? Epoll.ctlAdd : (new.isEmpty ? Epoll.ctlDel : Epoll.ctlModify)
-        var event = Epoll.event(fd: target, events: (new.read ? Epoll.input : 0) | (new.write ? Epoll.output : 0))
-        return event.withUnsafeMutableBytes { api.ctl(fd, operation, target, $0.baseAddress) } == 0
+        return Epoll.control(api, fd, operation, target, events: (new.read ? Epoll.input : 0) | (new.write ? Epoll.output : 0)) == 0
         #else
         var changes: [kevent] = []
         func change(_ filter: Int16, _ was: Bool, _ now: Bool) {

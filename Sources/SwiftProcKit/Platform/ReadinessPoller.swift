@@ -68,8 +68,7 @@ extension Platform {
         func add(_ fd: Int32) {
             #if os(Linux)
             if epollFD >= 0, let api = Epoll.api {
-                var event = Epoll.event(fd: fd, events: Epoll.input | Epoll.edgeTriggered)
-                if event.withUnsafeMutableBytes({ api.ctl(epollFD, Epoll.ctlAdd, fd, $0.baseAddress) }) != 0 {
+                if Epoll.control(api, epollFD, Epoll.ctlAdd, fd, events: Epoll.input | Epoll.edgeTriggered) != 0 {
                     alwaysReady.append(fd)
                 }
                 return
@@ -85,8 +84,7 @@ extension Platform {
             #if os(Linux)
             alwaysReady.removeAll { $0 == fd }
             if epollFD >= 0, let api = Epoll.api {
-                var event = Epoll.event(fd: fd, events: 0)
-                _ = event.withUnsafeMutableBytes { api.ctl(epollFD, Epoll.ctlDel, fd, $0.baseAddress) }
+                _ = Epoll.control(api, epollFD, Epoll.ctlDel, fd, events: 0)
             }
             #endif
         }

@@ -71,14 +71,12 @@ final class ProxyLoop: @unchecked Sendable {
 
     private init(name: String) {
         poller = try? EventPoller()
-        var fds: [Int32] = [-1, -1]
-        if pipe(&fds) == 0 {
-            for fd in fds {
-                Platform.setCloseOnExec(fd)
-                TCPSocket.setNonBlocking(fd, true)
-            }
+        let wake = (try? Sockets.makePipe()) ?? (read: -1, write: -1)
+        if wake.read >= 0 {
+            TCPSocket.setNonBlocking(wake.read, true)
+            TCPSocket.setNonBlocking(wake.write, true)
         }
-        (wakeRead, wakeWrite) = (fds[0], fds[1])
+        (wakeRead, wakeWrite) = wake
         splicePipe = SplicePipe.make()
         if let poller, wakeRead >= 0 {
             poller.update(wakeRead, from: .init(), to: .init(read: true, write: false))
@@ -156,8 +154,7 @@ final class ProxyLoop: @unchecked Sendable {
     }
 
     private func runTasks() {
-        var byte = [UInt8](repeating: 0, count: 64)
-        while read(wakeRead, &byte, byte.count) > 0 {}
+        while read(wakeRead, scratch, 64) > 0 {}
         lock.lock()
         let pending = tasks
         tasks.removeAll(keepingCapacity: true)

@@ -64,7 +64,7 @@ public final class GroupWatchdog: @unchecked Sendable {
     }
 
     deinit {
-        if channel >= 0 { closeDescriptor(channel) }
+        if channel >= 0 { Sockets.close(channel) }
     }
 
     // MARK: - Protocol
@@ -192,7 +192,7 @@ public final class GroupWatchdog: @unchecked Sendable {
         helper = nil
         records.removeAll()
         pending.removeAll()
-        if channel >= 0 { closeDescriptor(channel) }
+        if channel >= 0 { Sockets.close(channel) }
         channel = -1
         lock.unlock()
         guard let ending, seconds > 0 else { return }
@@ -253,20 +253,20 @@ public final class GroupWatchdog: @unchecked Sendable {
         do {
             try Platform.runWithCleanSignalMask(process)
         } catch {
-            closeDescriptor(mine)
-            closeDescriptor(theirs)
+            Sockets.close(mine)
+            Sockets.close(theirs)
             let code = Spawner.posixCode(of: error)
             if code == EMFILE || code == ENFILE { throw .outOfFileDescriptors }
             throw .launchFailed("the watchdog: " + Spawner.describe(code: code, error: error, arguments: []))
         }
         // Only the helper may hold its end, or EOF never comes when it should go.
-        closeDescriptor(theirs)
+        Sockets.close(theirs)
         process.arguments = nil
         process.environment = nil
         process.standardInput = nil
         process.standardOutput = nil
         process.standardError = nil
-        if channel >= 0 { closeDescriptor(channel) }
+        if channel >= 0 { Sockets.close(channel) }
         channel = mine
         helper = process
         helperStartedAt = Platform.monotonicSeconds()
@@ -288,7 +288,7 @@ public final class GroupWatchdog: @unchecked Sendable {
         Task.detached { Supervisor.release(ended) }
         guard let current = helper, current === ended else { return }
         helper = nil
-        if channel >= 0 { closeDescriptor(channel) }
+        if channel >= 0 { Sockets.close(channel) }
         channel = -1
         pending.removeAll()
         if Platform.monotonicSeconds() - helperStartedAt < 1 {
@@ -341,12 +341,4 @@ public final class GroupWatchdog: @unchecked Sendable {
             }
         }
     }
-}
-
-private func closeDescriptor(_ fd: Int32) {
-    #if canImport(Glibc)
-    _ = Glibc.close(fd)
-    #else
-    _ = Darwin.close(fd)
-    #endif
 }
